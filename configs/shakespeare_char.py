@@ -1,0 +1,52 @@
+"""Character-level GPT on Tiny Shakespeare: nanoGPT's `shakespeare_char`, as a record.
+
+Default (`get_config()`): nanoGPT's documented CPU recipe, i.e. `train.py
+config/train_shakespeare_char.py --device=cpu --compile=False --eval_iters=20 --log_interval=1
+--block_size=64 --batch_size=12 --n_layer=4 --n_head=4 --n_embd=128 --max_iters=2000
+--lr_decay_iters=2000 --dropout=0.0`.
+
+  llm-jax train --config=configs/shakespeare_char.py --workdir=runs/shakespeare_char
+
+  Measured: see experiments/shakespeare_char/README.md (filled in below once measured).
+
+`get_config('gpu')`: nanoGPT's GPU recipe (6 layers, 6 heads, 384 wide, context 256, batch 64,
+dropout 0.2, lr 1e-3 -> 1e-4 over 5000 steps, warmup 100); nanoGPT reports val loss 1.4697
+after about 3 minutes on one A100.
+
+  llm-jax train --config=configs/shakespeare_char.py:gpu --workdir=runs/shakespeare_char_gpu
+"""
+
+from llm_jax.config import base
+
+
+def get_config(arg: str = 'cpu'):
+  config = base()
+  config.seed = 1337
+  config.data.corpus = 'tinyshakespeare'
+  config.data.tokenizer = 'char'
+  config.data.val_fraction = 0.1
+
+  m = config.model
+  m.num_layers, m.num_heads, m.d_model = 4, 4, 128
+  m.max_len = 64
+  m.dropout = 0.0
+  m.use_bias = False  # nanoGPT's default: no biases in Linear and LayerNorm
+  m.norm, m.positions, m.mlp, m.tie_embeddings = 'layernorm', 'learned', 'gelu', True
+
+  t = config.train
+  t.batch_size, t.seq_len, t.steps = 12, 64, 2000
+  t.eval_every, t.eval_batches, t.log_every = 250, 20, 50
+  t.checkpoint_every = 500
+
+  o = config.optim
+  o.lr, o.min_lr, o.schedule = 1e-3, 1e-4, 'cosine'
+  o.warmup_steps, o.decay_steps = 100, 2000
+  o.b1, o.b2, o.weight_decay, o.clip_norm = 0.9, 0.99, 0.1, 1.0
+
+  if arg == 'gpu':
+    m.num_layers, m.num_heads, m.d_model, m.max_len, m.dropout = 6, 6, 384, 256, 0.2
+    t.batch_size, t.seq_len, t.steps, t.eval_batches = 64, 256, 5000, 200
+    o.decay_steps = 5000
+  elif arg != 'cpu':
+    raise ValueError(f'unknown variant {arg!r}: use "cpu" (default) or "gpu"')
+  return config

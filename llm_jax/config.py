@@ -1,0 +1,192 @@
+"""Experiment configs: ml_collections files with ``get_config(arg)``, overrides, validation.
+
+Every config starts from ``base()``, which is *locked*: a field that does not exist, in a
+config file or on the command line, is an error rather than a silently ignored typo. All
+checks run before anything is compiled, and each failure is one line naming the field.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import json
+import os
+from typing import Sequence
+
+import ml_collections
+
+from llm_jax.errors import UsageError
+from llm_jax.models.transformer import TransformerConfig
+
+
+class ConfigError(UsageError):
+  """A config that cannot run; the message names the field and how to fix it."""
+
+
+SCHEDULES = ('cosine', 'linear', 'constant')
+
+
+def base() -> ml_collections.ConfigDict:
+  """Every field an experiment can set, with the defaults of a small CPU run."""
+  c = ml_collections.ConfigDict()
+  c.seed = 0
+
+  c.data = ml_collections.ConfigDict()
+  c.data.corpus = 'tinyshakespeare'  # an embedded corpus name
+  c.data.tokenizer = 'char'
+  c.data.val_fraction = 0.1
+
+  c.model = ml_collections.ConfigDict(
+      {f.name: f.default for f in TransformerConfig.__dataclass_fields__.values()
+       if f.name != 'vocab_size'})
+  c.model.vocab_size = 0  # 0: the tokenizer's vocabulary size
+
+  c.train = ml_collections.ConfigDict()
+  c.train.batch_size = 12
+  c.train.seq_len = 64
+  c.train.steps = 2000
+  c.train.log_every = 50
+  c.train.eval_every = 250
+  c.train.eval_batches = 20  # nanoGPT's estimate: this many random val batches
+  c.train.full_eval = True  # at the end, also the loss over every token of the val split
+  c.train.full_eval_batch_size = 64
+  c.train.checkpoint_every = 500
+  c.train.keep_checkpoints = 3
+  c.train.async_checkpoints = True
+
+  c.optim = ml_collections.ConfigDict()
+  c.optim.lr = 1e-3
+  c.optim.min_lr = 1e-4
+  c.optim.schedule = 'cosine'
+  c.optim.warmup_steps = 100
+  c.optim.decay_steps = 0  # 0: train.steps
+  c.optim.b1 = 0.9
+  c.optim.b2 = 0.99
+  c.optim.eps = 1e-8
+  c.optim.weight_decay = 0.1
+  c.optim.clip_norm = 1.0  # 0: no clipping
+
+  c.parallel = ml_collections.ConfigDict()
+  c.parallel.data = -1  # -1: every device not used by the other axes
+  c.parallel.fsdp = 1
+  c.parallel.tensor = 1
+  c.lock()
+  return c
+
+
+def load(spec: str, overrides: Sequence[str] = ()) -> ml_collections.ConfigDict:
+  """Loads ``path[:arg]`` (the argument goes to ``get_config``) and applies overrides.
+
+  Overrides are ``field.path=value`` strings; values are Python literals, else strings.
+  """
+  path, _, arg = spec.partition(':')
+  if not os.path.isfile(path):
+    raise ConfigError(f'config file {path} does not exist')
+  module_spec = importlib.util.spec_from_file_location('_llm_jax_config', path)
+  module = importlib.util.module_from_spec(module_spec)
+  try:
+    module_spec.loader.exec_module(module)
+    config = module.get_config(arg) if arg else module.get_config()
+  except (AttributeError, KeyError, TypeError, ValueError) as e:
+    # a locked ConfigDict refuses unknown fields (AttributeError) and wrong types (TypeError)
+    raise ConfigError(f'{path}: {e.args[0] if e.args else e}') from None
+  for item in overrides:
+    override(config, item)
+  validate(config)
+  return config
+
+
+def override(config: ml_collections.ConfigDict, item: str) -> None:
+  """Sets one ``a.b.c=value`` field, refusing unknown fields and values of the wrong type."""
+  key, sep, raw = item.partition('=')
+  if not sep:
+    raise ConfigError(f'override {item!r} must look like field.path=value')
+  *parents, leaf = key.split('.')
+  node = config
+  for i, name in enumerate(parents):
+    if name not in node or not isinstance(node[name], ml_collections.ConfigDict):
+      raise ConfigError(f'unknown config section {".".join(parents[:i + 1])!r}')
+    node = node[name]
+  if leaf not in node:
+    where = '.'.join(parents) or 'the top level'
+    raise ConfigError(f'unknown config field {key!r}; fields in {where}: '
+                      f'{", ".join(sorted(node.keys()))}')
+  current = node[leaf]
+  value = _parse(raw, current)
+  try:
+    node[leaf] = value
+  except TypeError:
+    raise ConfigError(f'config field {key!r} is {type(current).__name__}, '
+                      f'got {raw!r}') from None
+
+
+def _parse(raw: str, current):
+  if isinstance(current, str):
+    return raw
+  if isinstance(current, bool):
+    if raw.lower() in ('true', '1', 'yes'):
+      return True
+    if raw.lower() in ('false', '0', 'no'):
+      return False
+    return raw
+  try:
+    value = ast.literal_eval(raw)
+  except (ValueError, SyntaxError):
+    return raw
+  if isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
+    return float(value)
+  return value
+
+
+def model_config(config: ml_collections.ConfigDict, vocab_size: int) -> TransformerConfig:
+  """The model section as a TransformerConfig, its vocabulary filled from the tokenizer."""
+  fields = dict(config.model)
+  if not fields['vocab_size']:
+    fields['vocab_size'] = vocab_size
+  return TransformerConfig(**fields)
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+  """Raises ConfigError on the first field or combination that cannot run."""
+  t, o = config.train, config.optim
+  problems = [m for m in model_config(config, vocab_size=1).errors()]
+  for name in ('batch_size', 'seq_len', 'steps', 'log_every', 'full_eval_batch_size',
+               'keep_checkpoints'):
+    if t[name] <= 0:
+      problems.append(f'train.{name} must be positive, got {t[name]}')
+  for name in ('eval_every', 'eval_batches', 'checkpoint_every'):
+    if t[name] < 0:
+      problems.append(f'train.{name} must be >= 0 (0 turns it off), got {t[name]}')
+  if config.model.positions == 'learned' and t.seq_len > config.model.max_len:
+    problems.append(f'train.seq_len={t.seq_len} exceeds model.max_len={config.model.max_len} '
+                    f'learned positions; raise model.max_len or lower train.seq_len')
+  if o.schedule not in SCHEDULES:
+    problems.append(f'optim.schedule={o.schedule!r} is not one of {SCHEDULES}')
+  if o.lr <= 0 or o.min_lr < 0 or o.min_lr > o.lr:
+    problems.append(f'need 0 <= optim.min_lr <= optim.lr and lr > 0, got lr={o.lr} '
+                    f'min_lr={o.min_lr}')
+  decay = o.decay_steps or t.steps
+  if not 0 <= o.warmup_steps <= decay:
+    problems.append(f'optim.warmup_steps={o.warmup_steps} must be within [0, decay steps='
+                    f'{decay}]')
+  if not 0.0 < config.data.val_fraction < 1.0:
+    problems.append(f'data.val_fraction must be in (0, 1), got {config.data.val_fraction}')
+  for name in ('data', 'fsdp', 'tensor'):
+    if config.parallel[name] == 0 or config.parallel[name] < -1:
+      problems.append(f'parallel.{name} must be a positive size or -1, got '
+                      f'{config.parallel[name]}')
+  if problems:
+    raise ConfigError(problems[0])
+
+
+def to_json(config: ml_collections.ConfigDict) -> str:
+  return json.dumps(config.to_dict(), indent=2, sort_keys=True)
+
+
+def from_json(text: str) -> ml_collections.ConfigDict:
+  """Rebuilds a saved config on top of ``base()``, so fields added since still get defaults."""
+  config = base()
+  config.unlock()
+  config.update(json.loads(text))
+  config.lock()
+  return config

@@ -1,0 +1,1 @@
+"""Data: corpora, tokenizers and the batches the training loop consumes (no model code)."""

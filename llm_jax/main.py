@@ -1,0 +1,104 @@
+"""The ``llm-jax`` command: train, generate, bench.
+
+Config overrides are ``--config.section.field=value`` arguments after ``--config=FILE[:ARG]``.
+Errors a user can fix (a config field, a missing file) print one line and exit with code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from llm_jax.errors import UsageError
+
+
+def _split_overrides(argv: list[str]) -> tuple[list[str], list[str]]:
+  overrides, rest = [], []
+  for arg in argv:
+    if arg.startswith('--config.'):
+      overrides.append(arg[len('--config.'):])
+    else:
+      rest.append(arg)
+  return rest, overrides
+
+
+def _load_config(args, overrides):
+  from llm_jax import config as config_lib
+  return config_lib.load(args.config, overrides)
+
+
+def cmd_train(args, overrides) -> None:
+  from llm_jax import train
+  config = _load_config(args, overrides)
+  final = train.run(config, args.workdir)
+  print(json.dumps(final, indent=2))
+
+
+def cmd_generate(args, overrides) -> None:
+  import jax
+  from llm_jax import generate, workdir
+  if overrides:
+    raise UsageError('generate takes no --config overrides')
+  trained = workdir.load(args.workdir)
+  prompt = trained.tokenizer.encode(args.prompt)
+  batch = prompt[None, :].repeat(args.num_samples, axis=0)
+  out = generate.generate(trained.model, trained.params, batch, args.max_new_tokens,
+                          jax.random.key(args.seed), temperature=args.temperature,
+                          top_k=args.top_k, top_p=args.top_p)
+  for i, row in enumerate(out):
+    if args.num_samples > 1:
+      print(f'--- sample {i + 1}')
+    print(trained.tokenizer.decode(row))
+
+
+def cmd_bench(args, overrides) -> None:
+  from llm_jax import bench
+  config = _load_config(args, overrides)
+  results = bench.run(config, steps=args.steps, compare_hf=not args.no_hf)
+  if args.json:
+    print(json.dumps(results))
+
+
+def parser() -> argparse.ArgumentParser:
+  p = argparse.ArgumentParser(prog='llm-jax', description=__doc__.splitlines()[0])
+  sub = p.add_subparsers(dest='command', required=True)
+
+  t = sub.add_parser('train', help='train or resume a model in a workdir')
+  t.add_argument('--config', required=True, help='config file, optionally FILE:ARG')
+  t.add_argument('--workdir', required=True, help='checkpoints, metrics and logs go here')
+  t.set_defaults(fn=cmd_train)
+
+  g = sub.add_parser('generate', help='sample text from a trained workdir')
+  g.add_argument('--workdir', required=True)
+  g.add_argument('--prompt', default='\n')
+  g.add_argument('--max-new-tokens', type=int, default=200)
+  g.add_argument('--temperature', type=float, default=0.8, help='0 for greedy decoding')
+  g.add_argument('--top-k', type=int, default=0, help='0 keeps every token')
+  g.add_argument('--top-p', type=float, default=1.0)
+  g.add_argument('--num-samples', type=int, default=1)
+  g.add_argument('--seed', type=int, default=0)
+  g.set_defaults(fn=cmd_generate)
+
+  b = sub.add_parser('bench', help='train-step speed and MFU, beside Hugging Face PyTorch')
+  b.add_argument('--config', required=True)
+  b.add_argument('--steps', type=int, default=20, help='timed steps (median reported)')
+  b.add_argument('--no-hf', action='store_true', help='skip the PyTorch comparison')
+  b.add_argument('--json', action='store_true', help='also print the results as JSON')
+  b.set_defaults(fn=cmd_bench)
+  return p
+
+
+def main(argv: list[str] | None = None) -> None:
+  argv = sys.argv[1:] if argv is None else argv
+  rest, overrides = _split_overrides(argv)
+  args = parser().parse_args(rest)
+  try:
+    args.fn(args, overrides)
+  except (UsageError, FileNotFoundError) as e:
+    print(f'llm-jax {args.command}: error: {e}', file=sys.stderr)
+    sys.exit(2)
+
+
+if __name__ == '__main__':
+  main()

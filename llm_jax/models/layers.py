@@ -1,0 +1,241 @@
+"""The building blocks every model family is configured from.
+
+Every parameter carries logical axis names (``vocab``, ``embed``, ``heads``, ``kv``, ``mlp``)
+so that one rules table in the config decides how it is sharded on any mesh. Projections are
+written as ``self.param`` + ``lax.dot_general`` rather than ``nn.DenseGeneral``, which cannot
+carry three logical names (DESIGN pitfall 3).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+Initializer = Callable[..., jax.Array]
+
+
+def normal(std: float) -> Initializer:
+  return nn.initializers.normal(stddev=std)
+
+
+class Dense(nn.Module):
+  """Contracts the last ``len(in_axes)`` dims of ``x`` into ``features``.
+
+  Matmuls accumulate in float32 whatever ``dtype`` computes in: on CPUs with bf16 units a
+  plain bf16 dot is slower than f32, and only ``preferred_element_type=float32`` wins
+  (DESIGN pitfall 6); on accelerators it is also what keeps bf16 training stable.
+  """
+
+  features: tuple[int, ...]
+  in_axes: tuple[str | None, ...]
+  out_axes: tuple[str | None, ...]
+  use_bias: bool = True
+  kernel_init: Initializer = normal(0.02)
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    n_in = len(self.in_axes)
+    kernel = self.param(
+        'kernel',
+        nn.with_logical_partitioning(self.kernel_init, self.in_axes + self.out_axes),
+        x.shape[-n_in:] + tuple(self.features), jnp.float32)
+    contract = (tuple(range(x.ndim - n_in, x.ndim)), tuple(range(n_in)))
+    y = jax.lax.dot_general(
+        x.astype(self.dtype), kernel.astype(self.dtype), (contract, ((), ())),
+        preferred_element_type=jnp.float32)
+    if self.use_bias:
+      bias = self.param(
+          'bias', nn.with_logical_partitioning(nn.initializers.zeros, self.out_axes),
+          tuple(self.features), jnp.float32)
+      y = y + bias
+    return y.astype(self.dtype)
+
+
+class Embed(nn.Module):
+  """Token embedding table, also usable as the tied output projection (``attend``)."""
+
+  vocab_size: int
+  features: int
+  init_std: float = 0.02
+  dtype: Any = jnp.float32
+
+  def setup(self):
+    self.embedding = self.param(
+        'embedding', nn.with_logical_partitioning(normal(self.init_std), ('vocab', 'embed')),
+        (self.vocab_size, self.features), jnp.float32)
+
+  def __call__(self, ids: jax.Array) -> jax.Array:
+    # Gathering from an embed-sharded table would rematerialize all of it (DESIGN pitfall 5).
+    table = nn.with_logical_constraint(self.embedding, ('vocab', None))
+    return jnp.take(table, ids, axis=0).astype(self.dtype)
+
+  def attend(self, x: jax.Array) -> jax.Array:
+    return jnp.einsum('...d,vd->...v', x.astype(self.dtype), self.embedding.astype(self.dtype),
+                      preferred_element_type=jnp.float32)
+
+
+def make_norm(kind: str, eps: float, use_bias: bool, dtype: Any, name: str) -> nn.Module:
+  scale_init = nn.with_logical_partitioning(nn.initializers.ones, ('embed',))
+  if kind == 'layernorm':
+    return nn.LayerNorm(epsilon=eps, use_bias=use_bias, dtype=dtype, param_dtype=jnp.float32,
+                        scale_init=scale_init,
+                        bias_init=nn.with_logical_partitioning(nn.initializers.zeros, ('embed',)),
+                        name=name)
+  if kind == 'rmsnorm':
+    return nn.RMSNorm(epsilon=eps, dtype=dtype, param_dtype=jnp.float32, scale_init=scale_init,
+                      name=name)
+  raise ValueError(f'unknown norm {kind!r}')
+
+
+def sinusoidal_positions(positions: jax.Array, features: int) -> jax.Array:
+  """The fixed sin/cos table of "Attention is all you need", for any positions."""
+  half = features // 2
+  inv_freq = jnp.exp(-math.log(10000.0) * jnp.arange(half, dtype=jnp.float32) / half)
+  angles = positions[..., None].astype(jnp.float32) * inv_freq
+  return jnp.concatenate([jnp.sin(angles), jnp.cos(angles)], axis=-1)
+
+
+def apply_rope(x: jax.Array, positions: jax.Array, theta: float) -> jax.Array:
+  """Rotary position embedding on ``x[batch, length, heads, head_dim]``.
+
+  Uses the half-split layout (first half paired with second half) of GPT-NeoX and Hugging
+  Face LLaMA, so imported checkpoints need no permutation of their q/k weights.
+  """
+  head_dim = x.shape[-1]
+  inv_freq = 1.0 / theta ** (jnp.arange(0, head_dim, 2, dtype=jnp.float32) / head_dim)
+  angles = positions[..., None].astype(jnp.float32) * inv_freq  # [b, l, d/2]
+  sin = jnp.sin(angles)[:, :, None, :]
+  cos = jnp.cos(angles)[:, :, None, :]
+  x1, x2 = jnp.split(x.astype(jnp.float32), 2, axis=-1)
+  rotated = jnp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1)
+  return rotated.astype(x.dtype)
+
+
+def attention_mask(query_valid: jax.Array | None, key_valid: jax.Array | None, causal: bool,
+                   query_segments: jax.Array | None = None,
+                   key_segments: jax.Array | None = None,
+                   query_positions: jax.Array | None = None,
+                   key_positions: jax.Array | None = None) -> jax.Array | None:
+  """A boolean ``[batch, 1, q_len, k_len]`` mask: True where a query may attend a key.
+
+  Causality compares positions (not indices), so the same rule serves a full sequence, a
+  packed row with per-document positions (together with segment ids), and a decode step
+  against a KV cache.
+  """
+  masks = []
+  if query_valid is not None and key_valid is not None:
+    masks.append(query_valid[:, :, None] & key_valid[:, None, :])
+  elif key_valid is not None:
+    masks.append(key_valid[:, None, :])
+  if query_segments is not None and key_segments is not None:
+    masks.append(query_segments[:, :, None] == key_segments[:, None, :])
+  if causal:
+    masks.append(query_positions[:, :, None] >= key_positions[:, None, :])
+  if not masks:
+    return None
+  mask = masks[0]
+  for m in masks[1:]:
+    mask = mask & m
+  return mask[:, None, :, :]
+
+
+class Attention(nn.Module):
+  """Multi-head attention with grouped-query heads, optional RoPE and a KV cache.
+
+  In ``decode`` mode the keys and values of every call are written into the ``cache``
+  collection at ``cache_index``, so a prompt can be prefilled in one call and then extended
+  one token at a time inside a jitted loop.
+  """
+
+  num_heads: int
+  num_kv_heads: int
+  head_dim: int
+  use_bias: bool = True
+  rope_theta: float | None = None
+  out_init_std: float = 0.02
+  init_std: float = 0.02
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, kv_input: jax.Array, mask: jax.Array | None,
+               positions: jax.Array | None, *, decode: bool = False,
+               bias: jax.Array | None = None) -> jax.Array:
+    def proj(name, heads, inp):
+      return Dense((heads, self.head_dim), ('embed',), ('heads', 'kv'), self.use_bias,
+                   normal(self.init_std), self.dtype, name=name)(inp)
+
+    q = proj('query', self.num_heads, x)
+    k = proj('key', self.num_kv_heads, kv_input)
+    v = proj('value', self.num_kv_heads, kv_input)
+    if self.rope_theta is not None:
+      q = apply_rope(q, positions, self.rope_theta)
+      k = apply_rope(k, positions, self.rope_theta)
+    q = nn.with_logical_constraint(q, ('batch', 'length', 'heads', 'kv'))
+
+    if decode:
+      k, v, mask = self._update_cache(k, v, positions)
+
+    out = jax.nn.dot_product_attention(q, k, v, bias=bias, mask=mask)
+    out = Dense((x.shape[-1],), ('heads', 'kv'), ('embed',), self.use_bias,
+                normal(self.out_init_std), self.dtype, name='out')(out)
+    return out
+
+  def _update_cache(self, k, v, positions):
+    """Writes this call's keys/values at the cache index; returns the whole cache and mask."""
+    initialized = self.has_variable('cache', 'cached_key')
+    cached_k = self.variable('cache', 'cached_key', jnp.zeros, k.shape, k.dtype)
+    cached_v = self.variable('cache', 'cached_value', jnp.zeros, v.shape, v.dtype)
+    index = self.variable('cache', 'cache_index', lambda: jnp.array(0, jnp.int32))
+    if not initialized:  # the init call only shapes the cache (its length = the input's)
+      return k, v, None
+    start = index.value
+    cached_k.value = jax.lax.dynamic_update_slice(cached_k.value, k, (0, start, 0, 0))
+    cached_v.value = jax.lax.dynamic_update_slice(cached_v.value, v, (0, start, 0, 0))
+    index.value = start + k.shape[1]
+    cache_len = cached_k.value.shape[1]
+    key_positions = jnp.broadcast_to(jnp.arange(cache_len), (k.shape[0], cache_len))
+    mask = attention_mask(None, key_positions < index.value, True,
+                          query_positions=positions, key_positions=key_positions)
+    return cached_k.value, cached_v.value, mask
+
+
+class Mlp(nn.Module):
+  """The feed-forward block: plain (GELU, ReLU) or gated (SwiGLU, GeGLU)."""
+
+  hidden: int
+  activation: str = 'gelu'
+  use_bias: bool = True
+  init_std: float = 0.02
+  out_init_std: float = 0.02
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    act, gated = ACTIVATIONS[self.activation]
+
+    def dense_in(name):
+      return Dense((self.hidden,), ('embed',), ('mlp',), self.use_bias, normal(self.init_std),
+                   self.dtype, name=name)(x)
+
+    h = act(dense_in('wi'))
+    if gated:
+      h = h * dense_in('wi_gate')
+    h = nn.with_logical_constraint(h, ('batch', 'length', 'mlp'))
+    return Dense((x.shape[-1],), ('mlp',), ('embed',), self.use_bias, normal(self.out_init_std),
+                 self.dtype, name='wo')(h)
+
+
+# name -> (activation, whether the MLP is gated by a second input projection)
+ACTIVATIONS: dict[str, tuple[Callable[[jax.Array], jax.Array], bool]] = {
+    'gelu': (lambda x: jax.nn.gelu(x, approximate=False), False),
+    'gelu_tanh': (lambda x: jax.nn.gelu(x, approximate=True), False),
+    'relu': (jax.nn.relu, False),
+    'swiglu': (jax.nn.silu, True),
+    'geglu': (lambda x: jax.nn.gelu(x, approximate=True), True),
+}
+

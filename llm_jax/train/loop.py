@@ -1,0 +1,217 @@
+"""The training loop: one readable function to fork, not a trainer to subclass.
+
+Data flows one way: config -> tokens -> batches -> jitted step -> metrics and checkpoints.
+The host never waits on the device inside the loop except at log, eval and checkpoint steps.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+import sys
+import time
+from typing import Any, Callable
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from jax.sharding import NamedSharding, PartitionSpec
+from tqdm.auto import tqdm
+
+from llm_jax import config as config_lib
+from llm_jax import fileio, objectives, parallel
+from llm_jax.data import lm, tokenizers
+from llm_jax.models import DecoderLM, TransformerConfig
+from llm_jax.train import optim
+from llm_jax.train import state as state_lib
+from llm_jax.train.checkpoint import Checkpointer
+from llm_jax.train.logbook import Logbook
+
+# Sections that must match for a workdir's checkpoint to be resumed by a new config.
+RESUME_MUST_MATCH = ('seed', 'data', 'model')
+
+
+def train_step(state: state_lib.TrainState, batch: dict[str, jax.Array], *, model: nn.Module,
+               tx: optax.GradientTransformation, dropout_key: jax.Array):
+  """One optimizer update; dropout noise is a function of the step, for exact resumes."""
+  rng = jax.random.fold_in(dropout_key, state.step)
+
+  def loss_fn(params):
+    logits = model.apply({'params': params}, batch['inputs'], deterministic=False,
+                         rngs={'dropout': rng})
+    return objectives.causal_lm(logits, batch['targets'], batch.get('loss_mask'))
+
+  (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+  updates, opt_state = tx.update(grads, state.opt_state, state.params)
+  params = optax.apply_updates(state.params, updates)
+  metrics['grad_norm_sum'] = optax.global_norm(grads)
+  metrics['steps'] = jnp.ones((), jnp.float32)
+  return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
+
+
+def eval_step(params, batch: dict[str, jax.Array], *, model: nn.Module) -> dict[str, jax.Array]:
+  logits = model.apply({'params': params}, batch['inputs'])
+  return objectives.causal_lm(logits, batch['targets'], batch.get('loss_mask'))[1]
+
+
+def prepare_data(config: ml_collections.ConfigDict):
+  """The tokenizer and the train/val token streams of the configured corpus."""
+  text = lm.embedded_text(config.data.corpus)
+  if config.data.tokenizer != 'char':
+    raise config_lib.ConfigError(f'data.tokenizer={config.data.tokenizer!r}: only "char" '
+                                 'is available for embedded corpora')
+  tokenizer = tokenizers.CharTokenizer.from_text(text)
+  train_ids, val_ids = lm.split(tokenizer.encode(text), config.data.val_fraction)
+  return tokenizer, train_ids, val_ids
+
+
+def _check_workdir(workdir: str, config: ml_collections.ConfigDict) -> None:
+  """Refuses to resume a workdir whose checkpoint was trained under another model or data."""
+  path = os.path.join(workdir, 'config.json')
+  if not os.path.exists(path):
+    return
+  with open(path) as f:
+    old = config_lib.from_json(f.read())
+  old, new = old.to_dict(), config.to_dict()
+  differ = [section for section in RESUME_MUST_MATCH if old[section] != new[section]]
+  if differ:
+    raise config_lib.ConfigError(
+        f'workdir {workdir} holds a run with different {", ".join(differ)} settings; '
+        'use a new --workdir, or the same config to resume it')
+
+
+def _process_rows(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+  """This process's contiguous share of a global batch's rows."""
+  n, i = jax.process_count(), jax.process_index()
+  return {k: np.split(v, n)[i] for k, v in batch.items()}
+
+
+@dataclasses.dataclass
+class Setup:
+  """What a config compiles to: the model, its mesh, and the jitted, sharded steps."""
+
+  model: nn.Module
+  mesh: jax.sharding.Mesh
+  abstract_state: state_lib.TrainState
+  init: Callable[[], state_lib.TrainState]
+  train_step: Callable
+  eval_step: Callable
+  data_sharding: NamedSharding
+
+
+def build(config: ml_collections.ConfigDict, model_cfg: TransformerConfig) -> Setup:
+  """Builds model, optimizer, mesh and the jitted steps (shared by ``run`` and ``bench``)."""
+  t = config.train
+  model = DecoderLM(model_cfg)
+  mesh = parallel.make_mesh(config.parallel)
+  tx = optim.make(config.optim, t.steps)
+  sample = jnp.zeros((1, t.seq_len), jnp.int32)
+  abstract_state, state_shardings = state_lib.abstract(model, tx, sample, mesh)
+  data_sharding = parallel.batch_sharding(mesh)
+  replicated = NamedSharding(mesh, PartitionSpec())
+  init_key, dropout_key = jax.random.split(jax.random.key(config.seed))
+  step_fn = jax.jit(functools.partial(train_step, model=model, tx=tx, dropout_key=dropout_key),
+                    in_shardings=(state_shardings, data_sharding),
+                    out_shardings=(state_shardings, replicated), donate_argnums=0)
+  eval_fn = jax.jit(functools.partial(eval_step, model=model),
+                    in_shardings=(state_shardings.params, data_sharding),
+                    out_shardings=replicated)
+  return Setup(model, mesh, abstract_state,
+               lambda: state_lib.create(model, tx, init_key, sample, mesh),
+               step_fn, eval_fn, data_sharding)
+
+
+def run(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = True) -> dict[str, Any]:
+  """Trains (or resumes) the configured model in ``workdir``; returns the final metrics."""
+  config_lib.validate(config)
+  t, seed = config.train, config.seed
+  os.makedirs(workdir, exist_ok=True)
+  _check_workdir(workdir, config)
+  tokenizer, train_ids, val_ids = prepare_data(config)
+  model_cfg = config_lib.model_config(config, tokenizer.vocab_size)
+  if model_cfg.vocab_size < tokenizer.vocab_size:
+    raise config_lib.ConfigError(f'model.vocab_size={model_cfg.vocab_size} is smaller than the '
+                                 f'tokenizer\'s {tokenizer.vocab_size}; set it to 0 (automatic)')
+  if jax.process_index() == 0:
+    fileio.write_atomic(os.path.join(workdir, 'config.json'), config_lib.to_json(config))
+    tokenizer.save(os.path.join(workdir, 'tokenizer.json'))
+
+  setup = build(config, model_cfg)
+  checkpoints = Checkpointer(workdir, t.keep_checkpoints, t.async_checkpoints)
+  record = {'step': 0, 'train_sums': None}
+  if checkpoints.latest_step() is not None:
+    state, record = checkpoints.restore(setup.abstract_state)
+  else:
+    state = setup.init()
+  start = record['step']
+  logbook = Logbook(workdir, start if checkpoints.latest_step() is not None else -1)
+  lr_at = optim.schedule(config.optim, t.steps)
+  step_fn, eval_fn, data_sharding = setup.train_step, setup.eval_step, setup.data_sharding
+
+  def to_device(batch):
+    return parallel.global_batch(_process_rows(batch), data_sharding)
+
+  def evaluate(batches) -> dict[str, float]:
+    sums = None
+    for batch in batches:
+      out = eval_fn(state.params, to_device(batch))
+      sums = out if sums is None else jax.tree_util.tree_map(jnp.add, sums, out)
+    return objectives.summarize(jax.device_get(sums))
+
+  def estimate_val(step: int) -> dict[str, float]:
+    """nanoGPT's estimate: ``eval_batches`` random val windows, drawn afresh per eval."""
+    return evaluate(lm.random_windows(val_ids, t.batch_size, t.seq_len, seed,
+                                      step * t.eval_batches + i, lm.EVAL_STREAM)
+                    for i in range(t.eval_batches))
+
+  with parallel.activate(setup.mesh):
+    if start == 0 and t.eval_every and t.eval_batches:
+      logbook.write(0, 'val', estimate_val(0))
+    sums = (None if record['train_sums'] is None else
+            {k: jnp.asarray(v, jnp.float32) for k, v in record['train_sums'].items()})
+    bar = tqdm(total=t.steps, initial=start, disable=not (progress and logbook.enabled),
+               dynamic_ncols=True, unit='step')
+    tick, tick_step = time.perf_counter(), start
+
+    def say(message: str) -> None:
+      if not bar.disable:
+        bar.write(message, file=sys.stderr)
+
+    for step in range(start, t.steps):
+      batch = lm.random_windows(train_ids, t.batch_size, t.seq_len, seed, step)
+      state, metrics = step_fn(state, to_device(batch))
+      sums = metrics if sums is None else jax.tree_util.tree_map(jnp.add, sums, metrics)
+      done = step + 1
+      bar.update(1)
+      if done % t.log_every == 0 or done == t.steps:
+        host = jax.device_get(sums)
+        sums = None
+        elapsed = time.perf_counter() - tick
+        tokens_per_sec = (done - tick_step) * t.batch_size * t.seq_len / elapsed
+        tick, tick_step = time.perf_counter(), done
+        train = objectives.summarize(host)
+        train.update(grad_norm=float(host['grad_norm_sum'] / host['steps']),
+                     lr=float(lr_at(done - 1)), tokens_per_sec=tokens_per_sec)
+        logbook.write(done, 'train', train)
+        bar.set_postfix(loss=f'{train["loss"]:.4f}', tok_s=f'{tokens_per_sec:,.0f}')
+      if t.eval_every and t.eval_batches and done % t.eval_every == 0:
+        val = estimate_val(done)
+        logbook.write(done, 'val', val)
+        say(f'step {done}: val loss {val["loss"]:.4f}')
+      if done == t.steps and t.full_eval:
+        full = evaluate(lm.sequential_windows(val_ids, t.full_eval_batch_size, t.seq_len))
+        logbook.write(done, 'val_full', full)
+        say(f'step {done}: val loss over the whole split {full["loss"]:.4f} '
+                  f'({int(full["tokens"])} tokens)')
+      if (t.checkpoint_every and done % t.checkpoint_every == 0) or done == t.steps:
+        pending = (None if sums is None else
+                   {k: float(v) for k, v in jax.device_get(sums).items()})
+        checkpoints.save(done, state, {'step': done, 'train_sums': pending})
+    bar.close()
+  checkpoints.close()
+  logbook.close()
+  return logbook.summary()

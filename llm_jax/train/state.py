@@ -1,0 +1,61 @@
+"""The train state and its creation, already sharded, on a mesh."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import flax.linen as nn
+import flax.struct
+import jax
+import jax.numpy as jnp
+import optax
+
+from llm_jax import parallel
+
+
+@flax.struct.dataclass
+class TrainState:
+  step: jax.Array
+  params: Any
+  opt_state: Any
+
+
+def _boxed_init(model: nn.Module, tx: optax.GradientTransformation, sample_tokens: jax.Array,
+                rng: jax.Array) -> TrainState:
+  params = model.init(rng, sample_tokens)['params']
+  return TrainState(jnp.array(0, jnp.int32), params, tx.init(params))
+
+
+def abstract(model: nn.Module, tx: optax.GradientTransformation,
+             sample_tokens: jax.Array, mesh: jax.sharding.Mesh) -> tuple[TrainState, Any]:
+  """The state's shapes and dtypes, each carrying its sharding, and the shardings alone.
+
+  Nothing is allocated: this is what a restore targets (onto any mesh) and what ``create``
+  compiles its output layout from.
+  """
+  boxed = jax.eval_shape(functools.partial(_boxed_init, model, tx, sample_tokens),
+                         jax.random.key(0))
+  state_shardings = parallel.shardings(boxed, mesh)
+  shapes = jax.tree_util.tree_map(
+      lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
+      parallel.unbox(boxed), state_shardings)
+  return shapes, state_shardings
+
+
+def create(model: nn.Module, tx: optax.GradientTransformation, rng: jax.Array,
+           sample_tokens: jax.Array, mesh: jax.sharding.Mesh) -> TrainState:
+  """Initializes params and optimizer state directly into their shardings.
+
+  ``init`` runs under jit with the sharded layout as its output, so no full copy of the
+  parameters ever lives on one device.
+  """
+  _, state_shardings = abstract(model, tx, sample_tokens, mesh)
+  init = jax.jit(lambda key: parallel.unbox(_boxed_init(model, tx, sample_tokens, key)),
+                 out_shardings=state_shardings)
+  with parallel.activate(mesh):
+    return init(rng)
+
+
+def count_params(params) -> int:
+  return sum(x.size for x in jax.tree_util.tree_leaves(params))

@@ -1,0 +1,47 @@
+import numpy as np
+import pytest
+
+from llm_jax.data import lm, tokenizers
+from llm_jax.errors import UsageError
+
+
+def test_embedded_shakespeare_split_is_nanogpts():
+  text = lm.embedded_text('tinyshakespeare')
+  assert len(text) == 1_115_394
+  tok = tokenizers.CharTokenizer.from_text(text)
+  assert tok.vocab_size == 65
+  train, val = lm.split(tok.encode(text), 0.1)
+  assert (len(train), len(val)) == (1_003_854, 111_540)
+  assert tok.decode(val[:20]) == text[1_003_854:1_003_874]
+
+
+def test_char_tokenizer_round_trip_and_save(tmp_path):
+  tok = tokenizers.CharTokenizer.from_text('hello world\n')
+  ids = tok.encode('hold\n')
+  assert tok.decode(ids) == 'hold\n'
+  tok.save(str(tmp_path / 'tok.json'))
+  again = tokenizers.load(str(tmp_path / 'tok.json'))
+  np.testing.assert_array_equal(again.encode('hold\n'), ids)
+  with pytest.raises(UsageError, match="'z'"):
+    tok.encode('z')
+
+
+def test_random_windows_are_a_function_of_seed_and_step():
+  ids = np.arange(1000, dtype=np.int32)
+  a = lm.random_windows(ids, 8, 16, seed=3, step=5)
+  b = lm.random_windows(ids, 8, 16, seed=3, step=5)
+  c = lm.random_windows(ids, 8, 16, seed=3, step=6)
+  np.testing.assert_array_equal(a['inputs'], b['inputs'])
+  assert not np.array_equal(a['inputs'], c['inputs'])
+  np.testing.assert_array_equal(a['targets'][:, :-1], a['inputs'][:, 1:])
+  np.testing.assert_array_equal(a['targets'], a['inputs'] + 1)
+
+
+def test_sequential_windows_predict_every_target_once():
+  ids = np.arange(1, 101, dtype=np.int32)  # 99 targets: 2..100
+  batches = list(lm.sequential_windows(ids, batch_size=3, seq_len=8))
+  targets = np.concatenate([b['targets'][b['loss_mask'] > 0] for b in batches])
+  np.testing.assert_array_equal(np.sort(targets), np.arange(2, 101))
+  for b in batches:
+    kept = b['loss_mask'] > 0
+    np.testing.assert_array_equal(b['targets'][kept], b['inputs'][kept] + 1)

@@ -1,0 +1,62 @@
+import jax
+import numpy as np
+import pytest
+
+from llm_jax import generate, parallel
+from llm_jax.models import DecoderLM, TransformerConfig
+
+
+@pytest.fixture(scope='module')
+def lm():
+  cfg = TransformerConfig(vocab_size=40, d_model=32, num_heads=4, num_layers=2, max_len=32)
+  model = DecoderLM(cfg)
+  params = parallel.unbox(model.init(jax.random.key(0), np.zeros((1, 8), np.int32))['params'])
+  prompt = np.array([[1, 5, 9, 2, 7], [3, 3, 8, 1, 0]], np.int32)
+  return model, params, prompt
+
+
+@pytest.mark.parametrize('n_new', [20, 45], ids=['within-context', 'past-context'])
+def test_cached_greedy_equals_uncached_greedy(lm, n_new):
+  model, params, prompt = lm
+  key = jax.random.key(0)
+  cached = generate.generate(model, params, prompt, n_new, key, temperature=0.0)
+  uncached = generate.generate(model, params, prompt, n_new, key, temperature=0.0,
+                               use_cache=False)
+  assert cached.shape == (2, 5 + n_new)
+  np.testing.assert_array_equal(cached, uncached)
+  np.testing.assert_array_equal(cached[:, :5], prompt)
+
+
+def test_cached_sampling_equals_uncached_sampling(lm):
+  model, params, prompt = lm
+  key = jax.random.key(3)
+  a = generate.generate(model, params, prompt, 20, key, temperature=1.0, top_k=10)
+  b = generate.generate(model, params, prompt, 20, key, temperature=1.0, top_k=10,
+                        use_cache=False)
+  np.testing.assert_array_equal(a, b)
+
+
+def test_sampling_is_seeded_and_top_k_one_is_greedy(lm):
+  model, params, prompt = lm
+  greedy = generate.generate(model, params, prompt, 15, jax.random.key(0), temperature=0.0)
+  top1 = generate.generate(model, params, prompt, 15, jax.random.key(1), top_k=1)
+  np.testing.assert_array_equal(greedy, top1)
+  tiny_p = generate.generate(model, params, prompt, 15, jax.random.key(1), top_p=1e-6)
+  np.testing.assert_array_equal(greedy, tiny_p)
+  a = generate.generate(model, params, prompt, 15, jax.random.key(5), temperature=1.5)
+  b = generate.generate(model, params, prompt, 15, jax.random.key(5), temperature=1.5)
+  c = generate.generate(model, params, prompt, 15, jax.random.key(6), temperature=1.5)
+  np.testing.assert_array_equal(a, b)
+  assert not np.array_equal(a, c)
+
+
+def test_top_k_and_top_p_only_draw_allowed_tokens():
+  logits = np.log(np.array([[0.5, 0.3, 0.1, 0.06, 0.04]], np.float32))
+  draws = set()
+  for i in range(200):
+    draws.add(int(generate.sample_logits(logits, jax.random.key(i), 1.0, 2, 1.0)[0]))
+  assert draws == {0, 1}
+  draws = set()
+  for i in range(200):
+    draws.add(int(generate.sample_logits(logits, jax.random.key(i), 1.0, 0, 0.85)[0]))
+  assert draws == {0, 1, 2}  # 0.5 + 0.3 < 0.85 <= 0.5 + 0.3 + 0.1
