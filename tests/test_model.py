@@ -1,3 +1,5 @@
+import functools
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -22,10 +24,11 @@ def init(cfg, length=12, batch=2):
 @pytest.mark.parametrize('family', [GPT, LLAMA], ids=['gpt', 'llama'])
 def test_future_tokens_never_change_earlier_logits(family):
   model, params, _, tokens = init(TransformerConfig(**family))
-  base = model.apply({'params': params}, tokens)
+  apply = jax.jit(model.apply)
+  base = apply({'params': params}, tokens)
   for t in range(tokens.shape[1]):
     changed = tokens.at[:, t].set((tokens[:, t] + 7) % 50)
-    logits = model.apply({'params': params}, changed)
+    logits = apply({'params': params}, changed)
     np.testing.assert_array_equal(logits[:, :t], base[:, :t])
     assert np.abs(logits[:, t:] - base[:, t:]).max() > 1e-4  # the change is seen from t on
 
@@ -35,13 +38,12 @@ def test_kv_cache_decoding_equals_full_forward(family):
   model, params, _, tokens = init(TransformerConfig(**family))
   full = model.apply({'params': params}, tokens)
   cache = model.init(jax.random.key(0), jnp.zeros((2, 24), jnp.int32), decode=True)['cache']
+  apply = jax.jit(functools.partial(model.apply, decode=True, mutable=['cache']))
   positions = jnp.broadcast_to(jnp.arange(5), (2, 5))
-  logits, state = model.apply({'params': params, 'cache': cache}, tokens[:, :5], positions,
-                              decode=True, mutable=['cache'])
+  logits, state = apply({'params': params, 'cache': cache}, tokens[:, :5], positions)
   pieces = [logits]
   for t in range(5, tokens.shape[1]):
-    logits, state = model.apply({'params': params, **state}, tokens[:, t:t + 1],
-                                jnp.full((2, 1), t), decode=True, mutable=['cache'])
+    logits, state = apply({'params': params, **state}, tokens[:, t:t + 1], jnp.full((2, 1), t))
     pieces.append(logits)
   np.testing.assert_allclose(jnp.concatenate(pieces, axis=1), full, atol=1e-5)
 
