@@ -17,6 +17,7 @@ import ml_collections
 
 from llm_jax.errors import UsageError
 from llm_jax.models.transformer import TransformerConfig
+from llm_jax.tasks import TASKS
 
 
 class ConfigError(UsageError):
@@ -30,6 +31,7 @@ def base() -> ml_collections.ConfigDict:
   """Every field an experiment can set, with the defaults of a small CPU run."""
   c = ml_collections.ConfigDict()
   c.seed = 0
+  c.objective = 'causal_lm'  # a name in llm_jax.tasks.TASKS
 
   c.data = ml_collections.ConfigDict()
   c.data.corpus = 'tinyshakespeare'  # an embedded corpus name
@@ -175,6 +177,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
     if config.parallel[name] == 0 or config.parallel[name] < -1:
       problems.append(f'parallel.{name} must be a positive size or -1, got '
                       f'{config.parallel[name]}')
+  if config.objective not in TASKS:
+    problems.append(f'objective={config.objective!r} is not one of {tuple(TASKS)}')
   if problems:
     raise ConfigError(problems[0])
 

@@ -23,7 +23,7 @@ from jax.sharding import NamedSharding, PartitionSpec
 from tqdm.auto import tqdm
 
 from llm_jax import config as config_lib
-from llm_jax import fileio, objectives, parallel
+from llm_jax import fileio, objectives, parallel, tasks
 from llm_jax.data import lm, tokenizers
 from llm_jax.models import DecoderLM, TransformerConfig
 from llm_jax.train import optim
@@ -36,16 +36,12 @@ RESUME_MUST_MATCH = ('seed', 'data', 'model')
 
 
 def train_step(state: state_lib.TrainState, batch: dict[str, jax.Array], *, model: nn.Module,
-               tx: optax.GradientTransformation, dropout_key: jax.Array):
-  """One optimizer update; dropout noise is a function of the step, for exact resumes."""
-  rng = jax.random.fold_in(dropout_key, state.step)
-
-  def loss_fn(params):
-    logits = model.apply({'params': params}, batch['inputs'], deterministic=False,
-                         rngs={'dropout': rng})
-    return objectives.causal_lm(logits, batch['targets'], batch.get('loss_mask'))
-
-  (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+               task: tasks.Task, tx: optax.GradientTransformation, rng: jax.Array):
+  """One optimizer update; its randomness is a function of the step, for exact resumes."""
+  step_rng = jax.random.fold_in(rng, state.step)
+  (_, metrics), grads = jax.value_and_grad(
+      lambda params: task(model, params, batch, step_rng, train=True),
+      has_aux=True)(state.params)
   updates, opt_state = tx.update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
   metrics['grad_norm_sum'] = optax.global_norm(grads)
@@ -53,9 +49,10 @@ def train_step(state: state_lib.TrainState, batch: dict[str, jax.Array], *, mode
   return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
 
 
-def eval_step(params, batch: dict[str, jax.Array], *, model: nn.Module) -> dict[str, jax.Array]:
-  logits = model.apply({'params': params}, batch['inputs'])
-  return objectives.causal_lm(logits, batch['targets'], batch.get('loss_mask'))[1]
+def eval_step(params, batch: dict[str, jax.Array], *, model: nn.Module, task: tasks.Task,
+              rng: jax.Array) -> dict[str, jax.Array]:
+  """Summed metrics of one batch; an objective's own randomness (masking) is fixed."""
+  return task(model, params, batch, rng, train=False)[1]
 
 
 def prepare_data(config: ml_collections.ConfigDict):
@@ -113,11 +110,12 @@ def build(config: ml_collections.ConfigDict, model_cfg: TransformerConfig) -> Se
   abstract_state, state_shardings = state_lib.abstract(model, tx, sample, mesh)
   data_sharding = parallel.batch_sharding(mesh)
   replicated = NamedSharding(mesh, PartitionSpec())
-  init_key, dropout_key = jax.random.split(jax.random.key(config.seed))
-  step_fn = jax.jit(functools.partial(train_step, model=model, tx=tx, dropout_key=dropout_key),
+  init_key, step_key, eval_key = jax.random.split(jax.random.key(config.seed), 3)
+  task = tasks.TASKS[config.objective]
+  step_fn = jax.jit(functools.partial(train_step, model=model, task=task, tx=tx, rng=step_key),
                     in_shardings=(state_shardings, data_sharding),
                     out_shardings=(state_shardings, replicated), donate_argnums=0)
-  eval_fn = jax.jit(functools.partial(eval_step, model=model),
+  eval_fn = jax.jit(functools.partial(eval_step, model=model, task=task, rng=eval_key),
                     in_shardings=(state_shardings.params, data_sharding),
                     out_shardings=replicated)
   return Setup(model, mesh, abstract_state,
