@@ -18,7 +18,6 @@ import numpy as np
 
 from llm_jax import config as config_lib
 from llm_jax import parallel
-from llm_jax.data import lm
 from llm_jax.models import TransformerConfig
 from llm_jax.train import loop
 
@@ -50,22 +49,22 @@ def flops_per_token(cfg: TransformerConfig, seq_len: int, n_params: int) -> floa
   return 6 * n_params + 12 * cfg.num_layers * cfg.num_heads * cfg.dim_per_head * seq_len
 
 
-def _batches(config: ml_collections.ConfigDict, ids: np.ndarray, n: int = 4):
-  t = config.train
-  return [lm.random_windows(ids, t.batch_size, t.seq_len, config.seed, i) for i in range(n)]
+def _batches(data, n: int = 4) -> list[dict[str, np.ndarray]]:
+  train = data.train(None)
+  return [next(train) for _ in range(n)]
 
 
 def bench_llm_jax(config: ml_collections.ConfigDict, steps: int) -> dict[str, float]:
   """Median time of the jitted train step, on real batches, after compiling and warming up."""
-  tokenizer, train_ids, _ = loop.prepare_data(config)
-  model_cfg = config_lib.model_config(config, tokenizer.vocab_size)
+  data = loop.load_data(config)
+  model_cfg = config_lib.model_config(config, data.tokenizer.vocab_size)
   setup = loop.build(config, model_cfg)
   with parallel.activate(setup.mesh):
     state = setup.init()
     n_params = sum(x.size for x in jax.tree_util.tree_leaves(state.params))
     if model_cfg.positions == 'learned':
       n_params -= model_cfg.max_len * model_cfg.d_model
-    batches = [parallel.global_batch(b, setup.data_sharding) for b in _batches(config, train_ids)]
+    batches = [parallel.global_batch(b, setup.data_sharding) for b in _batches(data)]
     counter = iter(range(10 ** 9))
 
     def one_step():
@@ -92,8 +91,8 @@ def bench_hf_gpt2(config: ml_collections.ConfigDict, steps: int) -> dict[str, fl
   import torch
   import transformers
 
-  tokenizer, train_ids, _ = loop.prepare_data(config)
-  m, o = config_lib.model_config(config, tokenizer.vocab_size), config.optim
+  data = loop.load_data(config)
+  m, o = config_lib.model_config(config, data.tokenizer.vocab_size), config.optim
   hf_config = transformers.GPT2Config(
       vocab_size=m.vocab_size, n_positions=m.max_len, n_embd=m.d_model, n_layer=m.num_layers,
       n_head=m.num_heads, n_inner=m.ff_dim, activation_function='gelu',
@@ -105,7 +104,7 @@ def bench_hf_gpt2(config: ml_collections.ConfigDict, steps: int) -> dict[str, fl
   opt = torch.optim.AdamW(model.parameters(), lr=o.lr, betas=(o.b1, o.b2), eps=o.eps,
                           weight_decay=o.weight_decay)
   batches = [(torch.from_numpy(b['inputs']).long(), torch.from_numpy(b['targets']).long())
-             for b in _batches(config, train_ids)]
+             for b in _batches(data)]
   counter = iter(range(10 ** 9))
 
   def one_step():

@@ -15,6 +15,7 @@ from typing import Sequence
 
 import ml_collections
 
+from llm_jax.data import pipeline
 from llm_jax.errors import UsageError
 from llm_jax.models.transformer import TransformerConfig
 from llm_jax.tasks import TASKS
@@ -34,9 +35,25 @@ def base() -> ml_collections.ConfigDict:
   c.objective = 'causal_lm'  # a name in llm_jax.tasks.TASKS
 
   c.data = ml_collections.ConfigDict()
-  c.data.corpus = 'tinyshakespeare'  # an embedded corpus name
-  c.data.tokenizer = 'char'
-  c.data.val_fraction = 0.1
+  c.data.corpus = 'tinyshakespeare'  # a named corpus, 'files' (data.files) or 'tfds:NAME'
+  c.data.data_dir = ''  # named corpora live here; '' means $LLM_JAX_DATA_DIR, else ./data
+  c.data.cache_dir = ''  # prepared ArrayRecord copies; '' means $LLM_JAX_CACHE_DIR, else ~/.cache/llm_jax
+  c.data.files = ml_collections.ConfigDict({'train': '', 'validation': '', 'test': ''})
+  c.data.format = 'text'  # text | tsv | csv | jsonl (the last three are labelled)
+  c.data.unit = 'file'  # a text file's documents: the whole file, each line, each paragraph
+  c.data.val_fraction = 0.1  # cut from train when there is no validation file
+  c.data.header = False
+  c.data.text_field = ''  # column name or index ('' : the first column / "text")
+  c.data.label_field = ''  # ('' : the last column / "label")
+  c.data.labels = ()  # the label vocabulary in id order ('' : sorted labels of train)
+  c.data.regression = False
+  c.data.clean = ()  # cleaning steps, see llm_jax/data/clean.py
+  c.data.tokenizer = 'char'  # char | word | sentencepiece | wordpiece
+  c.data.tokenizer_path = ''  # the .model / vocab.txt / tokenizer.json of the last two
+  c.data.vocab_size = 0  # word vocabulary cap (0: every word of train)
+  c.data.batching = 'windows'  # windows (random offsets, nanoGPT) | packed (documents)
+  c.data.cross_document = False  # packed rows: attend across documents (a stream LM)
+  c.data.workers = 0  # grain worker processes
 
   c.model = ml_collections.ConfigDict(
       {f.name: f.default for f in TransformerConfig.__dataclass_fields__.values()
@@ -123,20 +140,20 @@ def override(config: ml_collections.ConfigDict, item: str) -> None:
 
 
 def _parse(raw: str, current):
+  """The override's value, read as a Python literal where the field is not a string."""
   if isinstance(current, str):
     return raw
   if isinstance(current, bool):
-    if raw.lower() in ('true', '1', 'yes'):
-      return True
-    if raw.lower() in ('false', '0', 'no'):
-      return False
-    return raw
+    return {'true': True, '1': True, 'yes': True,
+            'false': False, '0': False, 'no': False}.get(raw.lower(), raw)
   try:
     value = ast.literal_eval(raw)
   except (ValueError, SyntaxError):
-    return raw
+    value = raw
   if isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
     return float(value)
+  if isinstance(current, tuple) and isinstance(value, (list, str)):
+    return tuple(value) if isinstance(value, list) else (value,)
   return value
 
 
@@ -171,8 +188,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
   if not 0 <= o.warmup_steps <= decay:
     problems.append(f'optim.warmup_steps={o.warmup_steps} must be within [0, decay steps='
                     f'{decay}]')
-  if not 0.0 < config.data.val_fraction < 1.0:
-    problems.append(f'data.val_fraction must be in (0, 1), got {config.data.val_fraction}')
+  problems += pipeline.check(config.data)
   for name in ('data', 'fsdp', 'tensor'):
     if config.parallel[name] == 0 or config.parallel[name] < -1:
       problems.append(f'parallel.{name} must be a positive size or -1, got '

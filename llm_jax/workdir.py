@@ -22,7 +22,7 @@ from llm_jax.train.checkpoint import Checkpointer
 @dataclasses.dataclass
 class Trained:
   config: ml_collections.ConfigDict
-  tokenizer: tokenizers.CharTokenizer
+  tokenizer: tokenizers.Tokenizer
   model: nn.Module
   params: dict
   step: int
@@ -35,7 +35,7 @@ def load(workdir: str) -> Trained:
     raise FileNotFoundError(f'{workdir} has no config.json: is it a workdir of llm-jax train?')
   with open(config_path) as f:
     config = config_lib.from_json(f.read())
-  tokenizer = tokenizers.load(os.path.join(workdir, 'tokenizer.json'))
+  tokenizer = tokenizers.load(os.path.join(workdir, 'tokenizer'))
   checkpoints = Checkpointer(workdir, use_async=False)
   if checkpoints.latest_step() is None:
     raise FileNotFoundError(f'{workdir} holds no checkpoint yet')

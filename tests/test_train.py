@@ -12,7 +12,6 @@ import pytest
 
 from llm_jax import config as config_lib
 from llm_jax import parallel, train, workdir
-from llm_jax.data import lm
 from llm_jax.train import loop
 from tests.conftest import REPO, SHAKESPEARE, TINY
 
@@ -32,9 +31,9 @@ def params_of(path):
 def test_tiny_model_overfits_one_batch(tiny_config):
   config = tiny_config('optim.lr=1e-2', 'optim.min_lr=1e-2', 'optim.weight_decay=0.0',
                        'train.steps=150', 'optim.decay_steps=150')
-  tokenizer, train_ids, _ = loop.prepare_data(config)
-  setup = loop.build(config, config_lib.model_config(config, tokenizer.vocab_size))
-  batch = parallel.global_batch(lm.random_windows(train_ids, 4, 16, 0, 0), setup.data_sharding)
+  data = loop.load_data(config)
+  setup = loop.build(config, config_lib.model_config(config, data.tokenizer.vocab_size))
+  batch = parallel.global_batch(next(data.train(None)), setup.data_sharding)
   losses = []
   with parallel.activate(setup.mesh):
     state = setup.init()
@@ -49,7 +48,7 @@ def test_run_writes_a_complete_workdir(tiny_config, tmp_path):
   final = train.run(tiny_config(), str(tmp_path), progress=False)
   assert final['step'] == 12 and final['val_full_tokens'] == 111_539
   assert final['train_loss'] < 4.0
-  for name in ('config.json', 'tokenizer.json', 'metrics.jsonl'):
+  for name in ('config.json', 'tokenizer/spec.json', 'metrics.jsonl', 'clean_report.json'):
     assert (tmp_path / name).exists()
   assert any(f.startswith('events') for f in os.listdir(tmp_path / 'tensorboard'))
   saved = config_lib.from_json((tmp_path / 'config.json').read_text())

@@ -1,4 +1,4 @@
-"""Language-model data on one token stream: the embedded corpus, its split, and batches.
+"""Language-model batches cut from one token stream: random windows and sequential windows.
 
 Training batches are random windows drawn by a generator seeded with ``(seed, stream,
 step)``: a batch is a pure function of the step, so a resumed run draws exactly the batches
@@ -7,8 +7,6 @@ the uninterrupted run would have, with no iterator state to save.
 
 from __future__ import annotations
 
-import gzip
-import importlib.resources
 from typing import Iterator
 
 import numpy as np
@@ -16,21 +14,6 @@ import numpy as np
 from llm_jax.errors import UsageError
 
 TRAIN_STREAM, EVAL_STREAM = 0, 1
-EMBEDDED = {'tinyshakespeare': 'tinyshakespeare.txt.gz'}
-
-
-def embedded_text(name: str) -> str:
-  """A corpus shipped inside the package, so a fresh clone trains with no download."""
-  if name not in EMBEDDED:
-    raise UsageError(f'unknown embedded corpus {name!r}; embedded corpora: {sorted(EMBEDDED)}')
-  resource = importlib.resources.files('llm_jax.data') / 'corpora' / EMBEDDED[name]
-  return gzip.decompress(resource.read_bytes()).decode('utf-8')
-
-
-def split(ids: np.ndarray, val_fraction: float) -> tuple[np.ndarray, np.ndarray]:
-  """nanoGPT's split: the first ``1 - val_fraction`` of the stream trains, the rest validates."""
-  n = int(len(ids) * (1.0 - val_fraction))
-  return ids[:n], ids[n:]
 
 
 def random_windows(ids: np.ndarray, batch_size: int, seq_len: int, seed: int, step: int,

@@ -1,18 +1,58 @@
-"""Tokenizers behind one small interface: encode, decode, vocab size, save and load."""
+"""Tokenizers behind one interface: encode, decode, batch encode, special tokens, save, load.
+
+``encode`` never adds special tokens: the batching step that knows the task adds them
+([CLS] text [SEP] for a classifier, EOS between packed documents), so a tokenizer means the
+same thing to every model. Each tokenizer saves into a directory (``spec.json`` + its own
+files), which every workdir holds as ``tokenizer/``.
+"""
 
 from __future__ import annotations
 
+import collections
+import io
 import json
 import os
-from typing import Sequence
+import shutil
+from typing import Iterable, Protocol, Sequence
 
 import numpy as np
 
 from llm_jax import fileio
 from llm_jax.errors import UsageError
 
+SPECIALS = ('pad', 'unk', 'bos', 'eos', 'cls', 'sep', 'mask')
 
-class CharTokenizer:
+
+class Tokenizer(Protocol):
+  """What every tokenizer offers; ``special`` maps the SPECIALS it has to their ids."""
+
+  kind: str
+  special: dict[str, int]
+
+  @property
+  def vocab_size(self) -> int: ...
+
+  def encode(self, text: str) -> np.ndarray: ...
+
+  def encode_batch(self, texts: Sequence[str]) -> list[np.ndarray]: ...
+
+  def decode(self, ids: Sequence[int]) -> str: ...
+
+  def save(self, directory: str) -> None: ...
+
+
+class _Base:
+  kind = ''
+
+  def encode_batch(self, texts: Sequence[str]) -> list[np.ndarray]:
+    return [self.encode(t) for t in texts]
+
+  def _write_spec(self, directory: str, **fields) -> None:
+    fileio.write_atomic(os.path.join(directory, 'spec.json'),
+                        json.dumps({'kind': self.kind, **fields}, indent=1))
+
+
+class CharTokenizer(_Base):
   """One id per character of a fixed alphabet, as nanoGPT's ``shakespeare_char``."""
 
   kind = 'char'
@@ -20,11 +60,15 @@ class CharTokenizer:
   def __init__(self, chars: Sequence[str]):
     self.chars = list(chars)
     self._ids = {c: i for i, c in enumerate(self.chars)}
+    self.special = {}
 
   @classmethod
-  def from_text(cls, text: str) -> 'CharTokenizer':
-    """The sorted set of the text's characters, the vocabulary nanoGPT builds."""
-    return cls(sorted(set(text)))
+  def from_texts(cls, texts: Iterable[str]) -> 'CharTokenizer':
+    """The sorted set of the texts' characters, the vocabulary nanoGPT builds."""
+    chars = set()
+    for text in texts:
+      chars.update(text)
+    return cls(sorted(chars))
 
   @property
   def vocab_size(self) -> int:
@@ -40,16 +84,180 @@ class CharTokenizer:
   def decode(self, ids: Sequence[int]) -> str:
     return ''.join(self.chars[int(i)] for i in ids)
 
-  def save(self, path: str) -> None:
-    fileio.write_atomic(path, json.dumps({'kind': self.kind, 'chars': self.chars}))
+  def save(self, directory: str) -> None:
+    self._write_spec(directory, chars=self.chars)
 
 
-def load(path: str) -> CharTokenizer:
-  """Loads a tokenizer saved by ``save`` (as every workdir holds one, ``tokenizer.json``)."""
-  if not os.path.exists(path):
-    raise FileNotFoundError(f'no tokenizer at {path}: is this a workdir written by llm-jax train?')
-  with open(path) as f:
+class WordTokenizer(_Base):
+  """Whitespace-separated words over a closed vocabulary (Penn Treebank's 10k words).
+
+  Words outside the vocabulary map to ``<unk>``; ``<eos>`` ends each document (for PTB, a
+  line) so that perplexity counts it, as the literature does.
+  """
+
+  kind = 'word'
+
+  def __init__(self, words: Sequence[str]):
+    self.words = list(words)
+    self._ids = {w: i for i, w in enumerate(self.words)}
+    self.special = {name: self._ids[tok] for name, tok in
+                    (('pad', '<pad>'), ('unk', '<unk>'), ('eos', '<eos>')) if tok in self._ids}
+
+  @classmethod
+  def from_texts(cls, texts: Iterable[str], max_size: int = 0) -> 'WordTokenizer':
+    """Words by descending frequency (ties alphabetical) after ``<pad> <unk> <eos>``."""
+    counts = collections.Counter(w for text in texts for w in text.split())
+    reserved = ['<pad>', '<unk>', '<eos>']
+    ranked = sorted((w for w in counts if w not in reserved), key=lambda w: (-counts[w], w))
+    if max_size:
+      ranked = ranked[:max_size - len(reserved)]
+    return cls(reserved + ranked)
+
+  @property
+  def vocab_size(self) -> int:
+    return len(self.words)
+
+  def encode(self, text: str) -> np.ndarray:
+    unk = self.special['unk']
+    return np.array([self._ids.get(w, unk) for w in text.split()], np.int32)
+
+  def decode(self, ids: Sequence[int]) -> str:
+    return ' '.join(self.words[int(i)] for i in ids)
+
+  def save(self, directory: str) -> None:
+    self._write_spec(directory, words=self.words)
+
+
+class SentencePieceTokenizer(_Base):
+  """A sentencepiece BPE or unigram model, trained lossless (identity normalization, byte
+  fallback, whitespace kept) so that ``decode(encode(x)) == x`` for any text."""
+
+  kind = 'sentencepiece'
+
+  def __init__(self, model_proto: bytes):
+    import sentencepiece as spm
+    self.proto = model_proto
+    self.sp = spm.SentencePieceProcessor(model_proto=model_proto)
+    self.special = {name: i for name, i in (('pad', self.sp.pad_id()), ('unk', self.sp.unk_id()),
+                                            ('bos', self.sp.bos_id()), ('eos', self.sp.eos_id()))
+                    if i >= 0}
+    for name, piece in (('cls', '[CLS]'), ('sep', '[SEP]'), ('mask', '[MASK]')):
+      if self.sp.piece_to_id(piece) != self.sp.unk_id():
+        self.special[name] = self.sp.piece_to_id(piece)
+
+  @classmethod
+  def train(cls, texts: Iterable[str], vocab_size: int, model_type: str = 'bpe',
+            user_symbols: Sequence[str] = ('[CLS]', '[SEP]', '[MASK]'),
+            max_sentence_length: int = 1 << 20) -> 'SentencePieceTokenizer':
+    import sentencepiece as spm
+    if model_type not in ('bpe', 'unigram'):
+      raise UsageError(f'--model-type must be bpe or unigram, got {model_type!r}')
+    model = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(texts), model_writer=model, vocab_size=vocab_size,
+        model_type=model_type, byte_fallback=True, normalization_rule_name='identity',
+        remove_extra_whitespaces=False, add_dummy_prefix=False, split_digits=True,
+        allow_whitespace_only_pieces=True, character_coverage=1.0,
+        max_sentence_length=max_sentence_length, pad_id=0, unk_id=1, bos_id=2, eos_id=3,
+        user_defined_symbols=list(user_symbols), minloglevel=2, num_threads=os.cpu_count())
+    return cls(model.getvalue())
+
+  @property
+  def vocab_size(self) -> int:
+    return self.sp.get_piece_size()
+
+  def encode(self, text: str) -> np.ndarray:
+    return np.array(self.sp.encode(text), np.int32)
+
+  def encode_batch(self, texts: Sequence[str]) -> list[np.ndarray]:
+    return [np.array(ids, np.int32) for ids in self.sp.encode(list(texts))]
+
+  def decode(self, ids: Sequence[int]) -> str:
+    return self.sp.decode([int(i) for i in ids])
+
+  def save(self, directory: str) -> None:
+    os.makedirs(directory, exist_ok=True)
+    with open(os.path.join(directory, 'tokenizer.model.tmp'), 'wb') as f:
+      f.write(self.proto)
+    os.replace(os.path.join(directory, 'tokenizer.model.tmp'),
+               os.path.join(directory, 'tokenizer.model'))
+    self._write_spec(directory)
+
+
+class WordPieceTokenizer(_Base):
+  """BERT's WordPiece from a ``vocab.txt`` or a Hugging Face ``tokenizer.json``, run by the
+  ``tokenizers`` library so that imported checkpoints tokenize exactly as upstream."""
+
+  kind = 'wordpiece'
+
+  def __init__(self, path: str, lowercase: bool = True):
+    from tokenizers import Tokenizer as HFTokenizer
+    from tokenizers.implementations import BertWordPieceTokenizer
+    if not os.path.isfile(path):
+      raise UsageError(f'no WordPiece vocabulary at {path}: give a vocab.txt or tokenizer.json')
+    self.path, self.lowercase = path, lowercase
+    if path.endswith('.json'):
+      self.hf = HFTokenizer.from_file(path)
+    else:
+      self.hf = BertWordPieceTokenizer(path, lowercase=lowercase)._tokenizer
+    self.hf.no_padding()
+    self.hf.no_truncation()
+    vocab = self.hf.get_vocab()
+    self.special = {name: vocab[tok] for name, tok in
+                    (('pad', '[PAD]'), ('unk', '[UNK]'), ('cls', '[CLS]'), ('sep', '[SEP]'),
+                     ('mask', '[MASK]')) if tok in vocab}
+
+  @property
+  def vocab_size(self) -> int:
+    return self.hf.get_vocab_size()
+
+  def encode(self, text: str) -> np.ndarray:
+    return np.array(self.hf.encode(text, add_special_tokens=False).ids, np.int32)
+
+  def encode_batch(self, texts: Sequence[str]) -> list[np.ndarray]:
+    encodings = self.hf.encode_batch(list(texts), add_special_tokens=False)
+    return [np.array(e.ids, np.int32) for e in encodings]
+
+  def decode(self, ids: Sequence[int]) -> str:
+    return self.hf.decode([int(i) for i in ids])
+
+  def save(self, directory: str) -> None:
+    os.makedirs(directory, exist_ok=True)
+    name = os.path.basename(self.path)
+    shutil.copyfile(self.path, os.path.join(directory, name))
+    self._write_spec(directory, file=name, lowercase=self.lowercase)
+
+
+def load(directory: str) -> Tokenizer:
+  """Loads a tokenizer saved by ``save`` (every workdir holds one in ``tokenizer/``)."""
+  spec_path = os.path.join(directory, 'spec.json')
+  if not os.path.exists(spec_path):
+    raise FileNotFoundError(f'no tokenizer in {directory}: is this a workdir of llm-jax train?')
+  with open(spec_path) as f:
     spec = json.load(f)
-  if spec.get('kind') == 'char':
+  kind = spec.get('kind')
+  if kind == 'char':
     return CharTokenizer(spec['chars'])
-  raise UsageError(f'{path}: unknown tokenizer kind {spec.get("kind")!r}')
+  if kind == 'word':
+    return WordTokenizer(spec['words'])
+  if kind == 'sentencepiece':
+    with open(os.path.join(directory, 'tokenizer.model'), 'rb') as f:
+      return SentencePieceTokenizer(f.read())
+  if kind == 'wordpiece':
+    return WordPieceTokenizer(os.path.join(directory, spec['file']), spec['lowercase'])
+  raise UsageError(f'{spec_path}: unknown tokenizer kind {kind!r}')
+
+
+def from_file(path: str) -> Tokenizer:
+  """A tokenizer from a file a user points at: a sentencepiece ``.model``, a WordPiece
+  ``vocab.txt`` or ``tokenizer.json``, or a directory written by ``save``."""
+  if os.path.isdir(path):
+    return load(path)
+  if not os.path.isfile(path):
+    raise UsageError(f'tokenizer file {path} does not exist')
+  if path.endswith('.model'):
+    with open(path, 'rb') as f:
+      return SentencePieceTokenizer(f.read())
+  if path.endswith('.txt') or path.endswith('.json'):
+    return WordPieceTokenizer(path)
+  raise UsageError(f'{path}: expected a sentencepiece .model, a vocab.txt or a tokenizer.json')

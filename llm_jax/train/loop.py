@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import os
 import sys
 import time
@@ -24,7 +25,7 @@ from tqdm.auto import tqdm
 
 from llm_jax import config as config_lib
 from llm_jax import fileio, objectives, parallel, tasks
-from llm_jax.data import lm, tokenizers
+from llm_jax.data import pipeline, tokenizers
 from llm_jax.models import DecoderLM, TransformerConfig
 from llm_jax.train import optim
 from llm_jax.train import state as state_lib
@@ -53,17 +54,6 @@ def eval_step(params, batch: dict[str, jax.Array], *, model: nn.Module, task: ta
               rng: jax.Array) -> dict[str, jax.Array]:
   """Summed metrics of one batch; an objective's own randomness (masking) is fixed."""
   return task(model, params, batch, rng, train=False)[1]
-
-
-def prepare_data(config: ml_collections.ConfigDict):
-  """The tokenizer and the train/val token streams of the configured corpus."""
-  text = lm.embedded_text(config.data.corpus)
-  if config.data.tokenizer != 'char':
-    raise config_lib.ConfigError(f'data.tokenizer={config.data.tokenizer!r}: only "char" '
-                                 'is available for embedded corpora')
-  tokenizer = tokenizers.CharTokenizer.from_text(text)
-  train_ids, val_ids = lm.split(tokenizer.encode(text), config.data.val_fraction)
-  return tokenizer, train_ids, val_ids
 
 
 def _check_workdir(workdir: str, config: ml_collections.ConfigDict) -> None:
@@ -123,52 +113,56 @@ def build(config: ml_collections.ConfigDict, model_cfg: TransformerConfig) -> Se
                step_fn, eval_fn, data_sharding)
 
 
+def load_data(config: ml_collections.ConfigDict, workdir: str | None = None) -> pipeline.LMData:
+  """The run's data; a workdir's saved tokenizer wins, so a resumed run encodes the same."""
+  saved = os.path.join(workdir, 'tokenizer') if workdir else None
+  tokenizer = tokenizers.load(saved) if saved and os.path.exists(saved) else None
+  return pipeline.lm_data(config, tokenizer, jax.process_index(), jax.process_count())
+
+
 def run(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = True) -> dict[str, Any]:
   """Trains (or resumes) the configured model in ``workdir``; returns the final metrics."""
   config_lib.validate(config)
-  t, seed = config.train, config.seed
+  t = config.train
   os.makedirs(workdir, exist_ok=True)
   _check_workdir(workdir, config)
-  tokenizer, train_ids, val_ids = prepare_data(config)
-  model_cfg = config_lib.model_config(config, tokenizer.vocab_size)
-  if model_cfg.vocab_size < tokenizer.vocab_size:
-    raise config_lib.ConfigError(f'model.vocab_size={model_cfg.vocab_size} is smaller than the '
-                                 f'tokenizer\'s {tokenizer.vocab_size}; set it to 0 (automatic)')
+  data = load_data(config, workdir)
+  model_cfg = config_lib.model_config(config, data.tokenizer.vocab_size)
+  if model_cfg.vocab_size < data.tokenizer.vocab_size:
+    raise config_lib.ConfigError(
+        f'model.vocab_size={model_cfg.vocab_size} is smaller than the tokenizer\'s '
+        f'{data.tokenizer.vocab_size}; set it to 0 (automatic) or to at least that')
   if jax.process_index() == 0:
     fileio.write_atomic(os.path.join(workdir, 'config.json'), config_lib.to_json(config))
-    tokenizer.save(os.path.join(workdir, 'tokenizer.json'))
+    data.tokenizer.save(os.path.join(workdir, 'tokenizer'))
+    fileio.write_atomic(os.path.join(workdir, 'clean_report.json'),
+                        json.dumps(data.clean_report, indent=1))
 
   setup = build(config, model_cfg)
   checkpoints = Checkpointer(workdir, t.keep_checkpoints, t.async_checkpoints)
-  record = {'step': 0, 'train_sums': None}
-  if checkpoints.latest_step() is not None:
+  resuming = checkpoints.latest_step() is not None
+  record = {'step': 0, 'train_sums': None, 'data': None}
+  if resuming:
     state, record = checkpoints.restore(setup.abstract_state)
   else:
     state = setup.init()
   start = record['step']
-  logbook = Logbook(workdir, start if checkpoints.latest_step() is not None else -1)
+  logbook = Logbook(workdir, start if resuming else -1)
   lr_at = optim.schedule(config.optim, t.steps)
-  step_fn, eval_fn, data_sharding = setup.train_step, setup.eval_step, setup.data_sharding
-
-  def to_device(batch):
-    return parallel.global_batch(_process_rows(batch), data_sharding)
+  train_batches = data.train(record.get('data'))
 
   def evaluate(batches) -> dict[str, float]:
+    """Summed metrics over global batches, each process feeding its rows."""
     sums = None
     for batch in batches:
-      out = eval_fn(state.params, to_device(batch))
+      rows = _process_rows(batch)
+      out = setup.eval_step(state.params, parallel.global_batch(rows, setup.data_sharding))
       sums = out if sums is None else jax.tree_util.tree_map(jnp.add, sums, out)
     return objectives.summarize(jax.device_get(sums))
 
-  def estimate_val(step: int) -> dict[str, float]:
-    """nanoGPT's estimate: ``eval_batches`` random val windows, drawn afresh per eval."""
-    return evaluate(lm.random_windows(val_ids, t.batch_size, t.seq_len, seed,
-                                      step * t.eval_batches + i, lm.EVAL_STREAM)
-                    for i in range(t.eval_batches))
-
   with parallel.activate(setup.mesh):
     if start == 0 and t.eval_every and t.eval_batches:
-      logbook.write(0, 'val', estimate_val(0))
+      logbook.write(0, 'val', evaluate(data.estimate(0)))
     sums = (None if record['train_sums'] is None else
             {k: jnp.asarray(v, jnp.float32) for k, v in record['train_sums'].items()})
     bar = tqdm(total=t.steps, initial=start, disable=not (progress and logbook.enabled),
@@ -180,8 +174,8 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = Tru
         bar.write(message, file=sys.stderr)
 
     for step in range(start, t.steps):
-      batch = lm.random_windows(train_ids, t.batch_size, t.seq_len, seed, step)
-      state, metrics = step_fn(state, to_device(batch))
+      batch = parallel.global_batch(next(train_batches), setup.data_sharding)
+      state, metrics = setup.train_step(state, batch)
       sums = metrics if sums is None else jax.tree_util.tree_map(jnp.add, sums, metrics)
       done = step + 1
       bar.update(1)
@@ -189,26 +183,29 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = Tru
         host = jax.device_get(sums)
         sums = None
         elapsed = time.perf_counter() - tick
-        tokens_per_sec = (done - tick_step) * t.batch_size * t.seq_len / elapsed
-        tick, tick_step = time.perf_counter(), done
+        tick, tick_step, steps_logged = time.perf_counter(), done, done - tick_step
         train = objectives.summarize(host)
         train.update(grad_norm=float(host['grad_norm_sum'] / host['steps']),
-                     lr=float(lr_at(done - 1)), tokens_per_sec=tokens_per_sec)
+                     lr=float(lr_at(done - 1)),
+                     tokens_per_sec=steps_logged * t.batch_size * t.seq_len / elapsed)
         logbook.write(done, 'train', train)
-        bar.set_postfix(loss=f'{train["loss"]:.4f}', tok_s=f'{tokens_per_sec:,.0f}')
+        bar.set_postfix(loss=f'{train["loss"]:.4f}', tok_s=f'{train["tokens_per_sec"]:,.0f}')
       if t.eval_every and t.eval_batches and done % t.eval_every == 0:
-        val = estimate_val(done)
+        val = evaluate(data.estimate(done))
         logbook.write(done, 'val', val)
         say(f'step {done}: val loss {val["loss"]:.4f}')
       if done == t.steps and t.full_eval:
-        full = evaluate(lm.sequential_windows(val_ids, t.full_eval_batch_size, t.seq_len))
-        logbook.write(done, 'val_full', full)
-        say(f'step {done}: val loss over the whole split {full["loss"]:.4f} '
-                  f'({int(full["tokens"])} tokens)')
+        for split, batches in data.full.items():
+          name = 'val' if split == 'validation' else split
+          full = evaluate(batches())
+          logbook.write(done, f'{name}_full', full)
+          say(f'step {done}: {name} loss over the whole split {full["loss"]:.4f} '
+              f'(perplexity {full["perplexity"]:.2f}, {int(full["tokens"])} tokens)')
       if (t.checkpoint_every and done % t.checkpoint_every == 0) or done == t.steps:
         pending = (None if sums is None else
                    {k: float(v) for k, v in jax.device_get(sums).items()})
-        checkpoints.save(done, state, {'step': done, 'train_sums': pending})
+        checkpoints.save(done, state, {'step': done, 'train_sums': pending,
+                                       'data': train_batches.state()})
     bar.close()
   checkpoints.close()
   logbook.close()

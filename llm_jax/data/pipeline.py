@@ -1,0 +1,126 @@
+"""A config's data section, end to end: source -> tokenizer -> train and eval batches.
+
+This is the one place the training loop asks for data; it hands back numpy batches and
+knows no model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import os
+from typing import Any, Callable, Iterable
+
+import ml_collections
+import numpy as np
+
+from llm_jax.data import lm, loader, sources, tokenizers
+from llm_jax.errors import UsageError
+
+Batches = Iterable[dict[str, np.ndarray]]
+BATCHING = ('windows', 'packed')
+TOKENIZERS = ('char', 'word', 'sentencepiece', 'wordpiece')
+
+
+def _texts(source, text_field: str) -> Iterable[str]:
+  return (sources.text_of(source[i], text_field) for i in range(len(source)))
+
+
+def build_tokenizer(data: ml_collections.ConfigDict,
+                    prepared: sources.Prepared) -> tokenizers.Tokenizer:
+  """Char and word vocabularies come from the corpus; sentencepiece and WordPiece from a file.
+
+  The char alphabet is that of every split (nanoGPT's: the sorted characters of the whole
+  file); the word vocabulary is the training split's, as PTB's standard 10k is.
+  """
+  kind = data.tokenizer
+  if kind == 'char':
+    return tokenizers.CharTokenizer.from_texts(
+        itertools.chain.from_iterable(_texts(s, data.text_field)
+                                      for s in prepared.splits.values()))
+  if kind == 'word':
+    return tokenizers.WordTokenizer.from_texts(
+        _texts(prepared.splits['train'], data.text_field), data.vocab_size)
+  if not data.tokenizer_path:
+    raise UsageError(f'data.tokenizer={kind!r} needs data.tokenizer_path (a .model file from '
+                     '`llm-jax tokenizer train`, or a vocab.txt / tokenizer.json)')
+  return tokenizers.from_file(data.tokenizer_path)
+
+
+@dataclasses.dataclass
+class LMData:
+  """What a language-model run consumes.
+
+  ``train(state)`` opens the training iterator at a saved position (None: the start);
+  ``estimate(step)`` is the quick validation pass logged every ``eval_every`` steps;
+  ``full`` gives, per evaluation split, every target of that split exactly once.
+  """
+
+  tokenizer: tokenizers.Tokenizer
+  train: Callable[[dict[str, Any] | None], loader.Resumable]
+  estimate: Callable[[int], Batches]
+  full: dict[str, Callable[[], Batches]]
+  clean_report: dict
+
+
+def lm_data(config: ml_collections.ConfigDict, tokenizer: tokenizers.Tokenizer | None = None,
+            process_index: int = 0, process_count: int = 1) -> LMData:
+  data, t, seed = config.data, config.train, config.seed
+  prepared = sources.prepare(data)
+  for split in ('train', 'validation'):
+    if split not in prepared.splits:
+      raise UsageError(f'{data.corpus} has no {split!r} split: give data.files.{split} or '
+                       'set data.val_fraction')
+  tokenizer = tokenizer or build_tokenizer(data, prepared)
+  eval_splits = [s for s in ('validation', 'test') if s in prepared.splits]
+  full_batch = t.full_eval_batch_size
+
+  if data.batching == 'windows':
+    streams = {split: loader.token_stream(prepared.splits[split], tokenizer, data.text_field)
+               for split in ['train'] + eval_splits}
+
+    def train(state):
+      return loader.Resumable(loader.windows(streams['train'], t.batch_size, t.seq_len, seed,
+                                             process_index, process_count), state)
+
+    def estimate(step):
+      return (lm.random_windows(streams['validation'], t.batch_size, t.seq_len, seed,
+                                step * t.eval_batches + i, lm.EVAL_STREAM)
+              for i in range(t.eval_batches))
+
+    full = {split: (lambda s=split: lm.sequential_windows(streams[s], full_batch, t.seq_len))
+            for split in eval_splits}
+  else:
+    def packed(split, batch_size, train):
+      return loader.packed(prepared.splits[split], tokenizer, t.seq_len, batch_size, seed,
+                           text_field=data.text_field, train=train,
+                           cross_document=data.cross_document, workers=data.workers,
+                           process_index=process_index if train else 0,
+                           process_count=process_count if train else 1)
+
+    def train(state):
+      return loader.Resumable(packed('train', t.batch_size, True), state)
+
+    def estimate(step):
+      return itertools.islice(iter(packed('validation', t.batch_size, False)), t.eval_batches)
+
+    full = {split: (lambda s=split: iter(packed(s, full_batch, False))) for split in eval_splits}
+  return LMData(tokenizer, train, estimate, full, prepared.report)
+
+
+def check(data: ml_collections.ConfigDict) -> list[str]:
+  """Problems with the data section that need no file to see."""
+  problems = []
+  if data.batching not in BATCHING:
+    problems.append(f'data.batching={data.batching!r} is not one of {BATCHING}')
+  if data.tokenizer not in TOKENIZERS:
+    problems.append(f'data.tokenizer={data.tokenizer!r} is not one of {TOKENIZERS}')
+  if data.format not in sources.FORMATS:
+    problems.append(f'data.format={data.format!r} is not one of {sources.FORMATS}')
+  if data.unit not in sources.UNITS:
+    problems.append(f'data.unit={data.unit!r} is not one of {sources.UNITS}')
+  if not 0.0 <= data.val_fraction < 1.0:
+    problems.append(f'data.val_fraction must be in [0, 1), got {data.val_fraction}')
+  if data.tokenizer_path and not os.path.exists(data.tokenizer_path):
+    problems.append(f'data.tokenizer_path {data.tokenizer_path} does not exist')
+  return problems

@@ -1,0 +1,375 @@
+"""Where records come from: tfds builders prepared as ArrayRecord, read without TensorFlow.
+
+Local text corpora and labelled files, the corpora of the data directory (``SOURCES.md``)
+and tfds catalog names all end as ``tfds.data_source``-style random-access splits of
+``{'text': str[, 'label': int | float]}`` records. A local source is prepared once into the
+cache directory under a name that hashes its files' contents and every setting (cleaning
+included), so an edited file or a changed setting rebuilds it and nothing else does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import dataclasses
+import functools
+import gzip
+import hashlib
+import importlib.resources
+import io
+import json
+import logging
+import os
+from typing import Any, Sequence
+
+import ml_collections
+
+from llm_jax import fileio
+from llm_jax.data import clean
+from llm_jax.errors import UsageError
+
+# Named corpora, relative to the data directory (CI points it at ../shared/data).
+NAMED: dict[str, dict[str, Any]] = {
+    'tinyshakespeare': dict(files={'train': ('tinyshakespeare/input.txt',)}, unit='file'),
+    'ptb': dict(files={'train': ('ptb/ptb.train.txt.gz',), 'validation': ('ptb/ptb.valid.txt.gz',),
+                       'test': ('ptb/ptb.test.txt.gz',)}, unit='line'),
+    'sst2': dict(files={'train': ('sst2/train.tsv',), 'validation': ('sst2/dev.tsv',)},
+                 format='tsv', header=True, labels=('0', '1')),
+    'sentiment': dict(files={'train': tuple(f'sentiment_labelled_sentences/{n}_labelled.txt'
+                                            for n in ('amazon_cells', 'imdb', 'yelp'))},
+                      format='tsv', header=False, labels=('0', '1')),
+}
+# Corpora shipped inside the package: a fresh clone trains on these with no data directory.
+EMBEDDED = {'tinyshakespeare': 'tinyshakespeare.txt.gz'}
+UNITS = ('file', 'line', 'paragraph')
+FORMATS = ('text', 'tsv', 'csv', 'jsonl')
+
+
+@dataclasses.dataclass(frozen=True)
+class Spec:
+  """A local source resolved to absolute files and every setting that shapes its records."""
+
+  name: str
+  files: tuple[tuple[str, tuple[str, ...]], ...]  # (split, files) pairs
+  format: str = 'text'
+  unit: str = 'file'
+  val_fraction: float = 0.0
+  header: bool = False
+  text_field: str = ''
+  label_field: str = ''
+  labels: tuple[str, ...] = ()
+  regression: bool = False
+  clean: tuple[str, ...] = ()
+
+  @property
+  def labelled(self) -> bool:
+    return self.format != 'text'
+
+
+def data_dir(data: ml_collections.ConfigDict) -> str:
+  return data.data_dir or os.environ.get('LLM_JAX_DATA_DIR', 'data')
+
+
+def cache_dir(data: ml_collections.ConfigDict) -> str:
+  return os.path.expanduser(data.cache_dir or os.environ.get('LLM_JAX_CACHE_DIR',
+                                                             '~/.cache/llm_jax'))
+
+
+def _embedded_path(name: str) -> str:
+  return str(importlib.resources.files('llm_jax.data') / 'corpora' / EMBEDDED[name])
+
+
+def resolve(data: ml_collections.ConfigDict) -> Spec:
+  """The config's data section as a Spec: a named corpus or the files it lists."""
+  corpus = data.corpus
+  common = dict(clean=tuple(data.clean), text_field=data.text_field,
+                label_field=data.label_field, regression=data.regression)
+  if corpus == 'files':
+    files = tuple((split, tuple(f for f in getattr(data.files, split).split(',') if f))
+                  for split in ('train', 'validation', 'test') if getattr(data.files, split))
+    if not files or files[0][0] != 'train':
+      raise UsageError('data.corpus="files" needs data.files.train (comma-separated paths)')
+    return Spec('files', files, data.format, data.unit, data.val_fraction, data.header,
+                labels=tuple(data.labels), **common)
+  if corpus not in NAMED:
+    raise UsageError(f'unknown data.corpus {corpus!r}: use one of {sorted(NAMED)}, '
+                     '"files" (with data.files.train=...) or "tfds:NAME"')
+  named = dict(NAMED[corpus])
+  root = data_dir(data)
+  files = []
+  for split, paths in named.pop('files').items():
+    full = tuple(os.path.join(root, p) for p in paths)
+    if corpus in EMBEDDED and not all(os.path.exists(p) for p in full):
+      full = (_embedded_path(corpus),)
+    files.append((split, full))
+  # a corpus without a validation file gets one cut off its training data
+  val_fraction = 0.0 if any(split == 'validation' for split, _ in files) else data.val_fraction
+  return Spec(corpus, tuple(files), val_fraction=val_fraction, **named, **common)
+
+
+def _read_text(path: str) -> str:
+  if not os.path.isfile(path):
+    raise UsageError(f'data file {path} does not exist; set data.data_dir (or LLM_JAX_DATA_DIR) '
+                     'to the folder that holds it')
+  with open(path, 'rb') as f:
+    raw = f.read()
+  if path.endswith('.gz'):
+    raw = gzip.decompress(raw)
+  try:
+    return raw.decode('utf-8')
+  except UnicodeDecodeError as e:
+    line = raw[:e.start].count(b'\n') + 1
+    raise UsageError(f'{path}:{line}: byte 0x{raw[e.start]:02x} is not valid UTF-8; re-encode '
+                     'the file as UTF-8') from None
+
+
+def _units(text: str, unit: str) -> list[str]:
+  """A file's documents: the whole file, each line, or each blank-line-separated paragraph.
+
+  Lines split on ``\\n`` only: ``str.splitlines`` would also split on U+0085 and friends,
+  which occur inside sentences of real corpora.
+  """
+  if unit == 'file':
+    return [text] if text else []
+  if unit == 'line':
+    lines = text.split('\n')
+    return lines[:-1] if lines and lines[-1] == '' else lines
+  return [p.strip('\n') for p in text.split('\n\n') if p.strip()]
+
+
+def _field(row: Sequence[str] | dict, field: str, default: int, where: str,
+           header: list[str] | None) -> Any:
+  """A row's column by header name or index (``field``), or ``default`` if none is set."""
+  if isinstance(row, dict):
+    if field not in row:
+      raise UsageError(f'{where}: no field {field!r} (fields: {", ".join(row)}); set '
+                       'data.text_field / data.label_field')
+    return row[field]
+  if not field:
+    index = default
+  elif header and field in header:
+    index = header.index(field)
+  elif field.lstrip('-').isdigit():
+    index = int(field)
+  else:
+    raise UsageError(f'{where}: no column {field!r} (header: {header}); set data.text_field '
+                     '/ data.label_field to a column name or index')
+  if not -len(row) <= index < len(row):
+    raise UsageError(f'{where}: has {len(row)} column(s), column {index} is missing')
+  return row[index]
+
+
+def _labelled_rows(path: str, spec: Spec) -> list[dict]:
+  text = _read_text(path)
+  lines = text.split('\n')
+  if lines and lines[-1] == '':
+    lines.pop()
+  header = None
+  if spec.format == 'jsonl':
+    if not spec.text_field:
+      spec = dataclasses.replace(spec, text_field='text', label_field=spec.label_field or 'label')
+    rows = []
+    for n, line in enumerate(lines, 1):
+      try:
+        rows.append((n, json.loads(line)))
+      except json.JSONDecodeError as e:
+        raise UsageError(f'{path}:{n}: not a JSON object ({e.msg})') from None
+  elif spec.format == 'csv':
+    parsed = list(csv.reader(io.StringIO(text)))
+    rows = list(enumerate(parsed, 1))
+  else:  # tsv: the label is after the last tab, so a text may itself hold tabs
+    rows = [(n, line.rsplit('\t', 1)) for n, line in enumerate(lines, 1)]
+  if spec.header and spec.format != 'jsonl':
+    header = list(rows[0][1]) if rows else []
+    rows = rows[1:]
+  records = []
+  for n, row in rows:
+    where = f'{path}:{n}'
+    text_value = _field(row, spec.text_field, 0, where, header)
+    label_value = str(_field(row, spec.label_field, -1, where, header)).strip()
+    records.append({'text': text_value, 'label': label_value, '_where': where})
+  return records
+
+
+def _records(spec: Spec) -> dict[str, list[dict]]:
+  """Every split's records, before cleaning, with the validation split cut if asked."""
+  splits: dict[str, list[dict]] = {}
+  for split, paths in spec.files:
+    records = []
+    for path in paths:
+      if spec.labelled:
+        records += _labelled_rows(path, spec)
+      else:
+        records += [{'text': t} for t in _units(_read_text(path), spec.unit)]
+    splits[split] = records
+  if spec.val_fraction and 'validation' not in splits:
+    train = splits['train']
+    if spec.unit == 'file' and len(train) == 1 and not spec.labelled:
+      text = train[0]['text']  # nanoGPT's split: the first 1 - f of the characters train
+      cut = int(len(text) * (1.0 - spec.val_fraction))
+      splits['train'], splits['validation'] = [{'text': text[:cut]}], [{'text': text[cut:]}]
+    else:
+      cut = int(len(train) * (1.0 - spec.val_fraction))
+      splits['train'], splits['validation'] = train[:cut], train[cut:]
+  return splits
+
+
+def _label_ids(splits: dict[str, list[dict]], spec: Spec) -> tuple[str, ...]:
+  """Replaces label strings by ids in the label vocabulary (or floats for regression)."""
+  names = spec.labels or tuple(sorted({r['label'] for r in splits.get('train', [])}))
+  index = {name: i for i, name in enumerate(names)}
+  for records in splits.values():
+    for r in records:
+      where = r.pop('_where')
+      if spec.regression:
+        try:
+          r['label'] = float(r['label'])
+        except ValueError:
+          raise UsageError(f'{where}: label {r["label"]!r} is not a number') from None
+      elif r['label'] not in index:
+        raise UsageError(f'{where}: label {r["label"]!r} is not in the label vocabulary '
+                         f'{list(names)}; fix the row or set data.labels')
+      else:
+        r['label'] = index[r['label']]
+  return () if spec.regression else names
+
+
+def _fingerprint(spec: Spec) -> str:
+  h = hashlib.sha256(json.dumps(dataclasses.asdict(spec), sort_keys=True).encode())
+  for _, paths in spec.files:
+    for path in paths:
+      with open(path, 'rb') as f:
+        h.update(hashlib.sha256(f.read()).digest())
+  return h.hexdigest()[:16]
+
+
+@dataclasses.dataclass
+class Prepared:
+  """Random-access splits of records, their label names, and the cleaning report."""
+
+  splits: dict[str, Any]
+  label_names: tuple[str, ...]
+  report: dict
+  path: str
+
+
+@functools.cache
+def _builder_class():
+  """The tfds builder, defined lazily (importing tfds costs a second) and once (tfds
+  registers every builder class by name)."""
+  import tensorflow_datasets as tfds
+
+  class LocalSource(tfds.core.GeneratorBasedBuilder):
+    """Records of one resolved Spec, written once as ArrayRecord in document order."""
+
+    VERSION = tfds.core.Version('1.0.0')
+    disable_shuffling = True  # an LM corpus keeps its documents' order
+
+    def __init__(self, *, spec: Spec, splits, label_names, **kwargs):
+      self._spec, self._splits, self._label_names = spec, splits, label_names
+      super().__init__(**kwargs)
+
+    def _info(self):
+      features = {'text': tfds.features.Text()}
+      if self._spec.labelled:
+        features['label'] = (tfds.features.Scalar('float32') if self._spec.regression else
+                             tfds.features.ClassLabel(names=list(self._label_names)))
+      return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict(features))
+
+    def _split_generators(self, dl_manager):
+      return {split: self._generate_examples(records)
+              for split, records in self._splits.items()}
+
+    def _generate_examples(self, records):
+      for i, record in enumerate(records):
+        yield i, record
+
+  return LocalSource
+
+
+@contextlib.contextmanager
+def _quiet_tfds():
+  """tfds warns on every custom builder config; ours are all custom by design."""
+  logger = logging.getLogger('absl')
+  level = logger.level
+  logger.setLevel(logging.ERROR)
+  try:
+    yield
+  finally:
+    logger.setLevel(level)
+
+
+def _open_splits(builder) -> dict[str, Any]:
+  return {split: builder.as_data_source(split) for split in builder.info.splits}
+
+
+def _cleaned(spec: Spec) -> tuple[dict[str, list[dict]], tuple[str, ...], dict]:
+  """Every split's records, labels as ids, cleaned; and the cleaning report."""
+  splits = _records(spec)
+  label_names = _label_ids(splits, spec) if spec.labelled else ()
+  report = {}
+  for split, records in splits.items():
+    splits[split], report[split] = clean.run(records, spec.clean)
+    if not splits[split]:
+      raise UsageError(f'split {split!r} of {spec.name} is empty'
+                       + (' after cleaning: loosen data.clean' if spec.clean else ''))
+  return splits, label_names, report
+
+
+def prepare_local(spec: Spec, cache: str) -> Prepared:
+  """Builds (or reuses) the ArrayRecord copy of a local source.
+
+  The report is written last, so its presence marks a complete preparation; tfds itself
+  writes into a temporary directory and renames it, so a killed preparation leaves nothing
+  that looks finished.
+  """
+  import tensorflow_datasets as tfds
+  config_name = f'{spec.name}-{_fingerprint(spec)}'
+  root = os.path.join(cache, 'tfds')
+  path = os.path.join(root, 'local_source', config_name)
+  report_path = os.path.join(path, 'clean_report.json')
+  ready = os.path.exists(report_path)
+  if ready:
+    with open(report_path) as f:
+      saved = json.load(f)
+    splits, label_names, report = {}, tuple(saved['label_names']), saved['clean']
+  else:
+    splits, label_names, report = _cleaned(spec)
+  with _quiet_tfds():
+    builder = _builder_class()(spec=spec, splits=splits, label_names=label_names,
+                               config=tfds.core.BuilderConfig(name=config_name),
+                               data_dir=root, file_format='array_record')
+    if not ready:
+      builder.download_and_prepare()
+      fileio.write_atomic(report_path, json.dumps({'label_names': list(label_names),
+                                                   'clean': report}, indent=1))
+    return Prepared(_open_splits(builder), label_names, report, path)
+
+
+def prepare_catalog(name: str, cache: str) -> Prepared:
+  """A tfds catalog dataset, downloaded and prepared as ArrayRecord on first use."""
+  import tensorflow_datasets as tfds
+  root = os.path.join(cache, 'tfds')
+  try:
+    builder = tfds.builder(name, data_dir=root, file_format='array_record')
+    builder.download_and_prepare()
+  except Exception as e:  # offline, unknown name, missing extras: all end the same way
+    raise UsageError(
+        f'could not prepare tfds dataset {name!r} ({type(e).__name__}: {str(e)[:120]}); '
+        'offline, point the config at local files instead: data.corpus="files" with '
+        'data.files.train=PATH') from None
+  label = builder.info.features.get('label') if hasattr(builder.info.features, 'get') else None
+  names = tuple(label.names) if label is not None and hasattr(label, 'names') else ()
+  return Prepared(_open_splits(builder), names, {}, os.path.join(root, builder.name))
+
+
+def prepare(data: ml_collections.ConfigDict) -> Prepared:
+  if data.corpus.startswith('tfds:'):
+    return prepare_catalog(data.corpus[len('tfds:'):], cache_dir(data))
+  return prepare_local(resolve(data), cache_dir(data))
+
+
+def text_of(record: dict, text_field: str = '') -> str:
+  """A record's text as str (tfds stores text as bytes; catalog sets name the field)."""
+  value = record[text_field] if text_field and text_field in record else record['text']
+  return value.decode('utf-8') if isinstance(value, bytes) else value
