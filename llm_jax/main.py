@@ -52,6 +52,23 @@ def cmd_generate(args, overrides) -> None:
     print(trained.tokenizer.decode(row))
 
 
+def cmd_tokenizer_train(args, overrides) -> None:
+  import time
+  from llm_jax.data import sources, tokenizers
+  if overrides:
+    raise UsageError('tokenizer train takes no --config overrides')
+  texts = []
+  for path in args.input:
+    text = sources.read_text(path)
+    texts += text.split('\n')  # sentencepiece learns from lines; byte fallback covers '\n'
+  start = time.perf_counter()
+  tokenizer = tokenizers.SentencePieceTokenizer.train(texts, args.vocab_size, args.model_type)
+  seconds = time.perf_counter() - start
+  tokenizer.save(args.output)
+  print(f'trained a {args.model_type} sentencepiece model of {tokenizer.vocab_size} pieces on '
+        f'{sum(map(len, texts)):,} characters in {seconds:.1f} s; saved to {args.output}')
+
+
 def cmd_bench(args, overrides) -> None:
   from llm_jax import bench
   config = _load_config(args, overrides)
@@ -79,6 +96,16 @@ def parser() -> argparse.ArgumentParser:
   g.add_argument('--num-samples', type=int, default=1)
   g.add_argument('--seed', type=int, default=0)
   g.set_defaults(fn=cmd_generate)
+
+  tok = sub.add_parser('tokenizer', help='train a sentencepiece tokenizer')
+  tok_sub = tok.add_subparsers(dest='tokenizer_command', required=True)
+  tt = tok_sub.add_parser('train', help='train a lossless sentencepiece BPE or unigram model')
+  tt.add_argument('--input', nargs='+', required=True, help='text files (.gz read as gzip)')
+  tt.add_argument('--vocab-size', type=int, required=True)
+  tt.add_argument('--model-type', default='bpe', choices=('bpe', 'unigram'))
+  tt.add_argument('--output', required=True, help='directory to save the tokenizer in; '
+                  'point data.tokenizer_path at it')
+  tt.set_defaults(fn=cmd_tokenizer_train)
 
   b = sub.add_parser('bench', help='train-step speed and MFU, beside Hugging Face PyTorch')
   b.add_argument('--config', required=True)

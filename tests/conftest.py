@@ -22,3 +22,9 @@ def tiny_config():
   def make(*overrides):
     return config_lib.load(SHAKESPEARE, TINY + list(overrides))
   return make
+
+
+@pytest.fixture(autouse=True, scope='session')
+def _isolated_cache(tmp_path_factory):
+  """Prepared datasets go to a per-session folder, not the user's ~/.cache."""
+  os.environ['LLM_JAX_CACHE_DIR'] = str(tmp_path_factory.mktemp('llm_jax_cache'))

@@ -107,12 +107,17 @@ def resolve(data: ml_collections.ConfigDict) -> Spec:
   return Spec(corpus, tuple(files), val_fraction=val_fraction, **named, **common)
 
 
-def _read_text(path: str) -> str:
+def _read_bytes(path: str) -> bytes:
   if not os.path.isfile(path):
     raise UsageError(f'data file {path} does not exist; set data.data_dir (or LLM_JAX_DATA_DIR) '
                      'to the folder that holds it')
   with open(path, 'rb') as f:
-    raw = f.read()
+    return f.read()
+
+
+def read_text(path: str) -> str:
+  """A UTF-8 (optionally gzipped) file's text; bad bytes are reported by file and line."""
+  raw = _read_bytes(path)
   if path.endswith('.gz'):
     raw = gzip.decompress(raw)
   try:
@@ -145,6 +150,8 @@ def _field(row: Sequence[str] | dict, field: str, default: int, where: str,
       raise UsageError(f'{where}: no field {field!r} (fields: {", ".join(row)}); set '
                        'data.text_field / data.label_field')
     return row[field]
+  if len(row) < 2:
+    raise UsageError(f'{where}: has {len(row)} column(s), expected a text and a label')
   if not field:
     index = default
   elif header and field in header:
@@ -160,7 +167,7 @@ def _field(row: Sequence[str] | dict, field: str, default: int, where: str,
 
 
 def _labelled_rows(path: str, spec: Spec) -> list[dict]:
-  text = _read_text(path)
+  text = read_text(path)
   lines = text.split('\n')
   if lines and lines[-1] == '':
     lines.pop()
@@ -200,7 +207,7 @@ def _records(spec: Spec) -> dict[str, list[dict]]:
       if spec.labelled:
         records += _labelled_rows(path, spec)
       else:
-        records += [{'text': t} for t in _units(_read_text(path), spec.unit)]
+        records += [{'text': t} for t in _units(read_text(path), spec.unit)]
     splits[split] = records
   if spec.val_fraction and 'validation' not in splits:
     train = splits['train']
@@ -238,8 +245,7 @@ def _fingerprint(spec: Spec) -> str:
   h = hashlib.sha256(json.dumps(dataclasses.asdict(spec), sort_keys=True).encode())
   for _, paths in spec.files:
     for path in paths:
-      with open(path, 'rb') as f:
-        h.update(hashlib.sha256(f.read()).digest())
+      h.update(hashlib.sha256(_read_bytes(path)).digest())
   return h.hexdigest()[:16]
 
 
@@ -263,7 +269,6 @@ def _builder_class():
     """Records of one resolved Spec, written once as ArrayRecord in document order."""
 
     VERSION = tfds.core.Version('1.0.0')
-    disable_shuffling = True  # an LM corpus keeps its documents' order
 
     def __init__(self, *, spec: Spec, splits, label_names, **kwargs):
       self._spec, self._splits, self._label_names = spec, splits, label_names
@@ -274,7 +279,9 @@ def _builder_class():
       if self._spec.labelled:
         features['label'] = (tfds.features.Scalar('float32') if self._spec.regression else
                              tfds.features.ClassLabel(names=list(self._label_names)))
-      return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict(features))
+      # an LM corpus keeps its documents' order; loaders shuffle per epoch themselves
+      return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict(features),
+                                   disable_shuffling=True)
 
     def _split_generators(self, dl_manager):
       return {split: self._generate_examples(records)
@@ -336,6 +343,7 @@ def prepare_local(spec: Spec, cache: str) -> Prepared:
   else:
     splits, label_names, report = _cleaned(spec)
   with _quiet_tfds():
+    tfds.disable_progress_bar()
     builder = _builder_class()(spec=spec, splits=splits, label_names=label_names,
                                config=tfds.core.BuilderConfig(name=config_name),
                                data_dir=root, file_format='array_record')
@@ -347,17 +355,27 @@ def prepare_local(spec: Spec, cache: str) -> Prepared:
 
 
 def prepare_catalog(name: str, cache: str) -> Prepared:
-  """A tfds catalog dataset, downloaded and prepared as ArrayRecord on first use."""
+  """A tfds catalog dataset, downloaded and prepared as ArrayRecord on first use.
+
+  Offline, a download fails only after tfds's retries (minutes); ``LLM_JAX_OFFLINE=1`` makes
+  a dataset that is not prepared yet fail at once.
+  """
   import tensorflow_datasets as tfds
   root = os.path.join(cache, 'tfds')
+  fix = 'point the config at local files instead: data.corpus="files" with data.files.train=PATH'
   try:
-    builder = tfds.builder(name, data_dir=root, file_format='array_record')
-    builder.download_and_prepare()
+    with _quiet_tfds():
+      builder = tfds.builder(name, data_dir=root, file_format='array_record')
+      if not builder.is_prepared():
+        if os.environ.get('LLM_JAX_OFFLINE') == '1':
+          raise UsageError(f'tfds dataset {name!r} is not prepared in {root} and '
+                           f'LLM_JAX_OFFLINE=1; offline, {fix}')
+        builder.download_and_prepare()
+  except UsageError:
+    raise
   except Exception as e:  # offline, unknown name, missing extras: all end the same way
-    raise UsageError(
-        f'could not prepare tfds dataset {name!r} ({type(e).__name__}: {str(e)[:120]}); '
-        'offline, point the config at local files instead: data.corpus="files" with '
-        'data.files.train=PATH') from None
+    raise UsageError(f'could not prepare tfds dataset {name!r} ({type(e).__name__}: '
+                     f'{str(e).splitlines()[0][:120] if str(e) else ""}); offline, {fix}') from None
   label = builder.info.features.get('label') if hasattr(builder.info.features, 'get') else None
   names = tuple(label.names) if label is not None and hasattr(label, 'names') else ()
   return Prepared(_open_splits(builder), names, {}, os.path.join(root, builder.name))

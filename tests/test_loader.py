@@ -1,0 +1,132 @@
+import itertools
+
+import jax
+import numpy as np
+import pytest
+
+from llm_jax import parallel
+from llm_jax.data import batching, loader, tokenizers
+from llm_jax.models import DecoderLM, TransformerConfig
+
+DOCS = ['the cat sat', 'a dog ran far away from home today', 'hi', 'one two three four five',
+        'birds sing', 'x y z', 'we packed these words into rows', 'end']
+
+
+@pytest.fixture(scope='module')
+def word_tok():
+  return tokenizers.WordTokenizer.from_texts(DOCS)
+
+
+def source():
+  return [{'text': d} for d in DOCS]
+
+
+def take(dataset_or_iterator, n):
+  return list(itertools.islice(iter(dataset_or_iterator), n))
+
+
+def segments(batches):
+  """Each packed segment's targets, in order of appearance."""
+  out = []
+  for batch in batches:
+    for r in range(batch['inputs'].shape[0]):
+      for seg in sorted(set(batch['segment_ids'][r]) - {0}):
+        where = batch['segment_ids'][r] == seg
+        assert np.all(np.diff(batch['positions'][r][where]) == 1)  # contiguous, restarting
+        out.append(tuple(batch['targets'][r][where]))
+  return out
+
+
+def test_packed_rows_hold_whole_documents_framed_by_eos(word_tok):
+  eos = word_tok.special['eos']
+  rows = take(loader.packed(source(), word_tok, 8, 4, seed=0, train=False), 100)
+  targets = np.concatenate(segments(rows))
+  expected = np.concatenate([np.append(word_tok.encode(d), eos) for d in DOCS])
+  np.testing.assert_array_equal(targets, expected)  # every token once, in order, no padding
+  for batch in rows:
+    np.testing.assert_array_equal(batch['loss_mask'], batch['segment_ids'] > 0)
+
+
+def test_packing_never_lets_a_token_attend_across_documents(word_tok):
+  cfg = TransformerConfig(vocab_size=word_tok.vocab_size, d_model=32, num_heads=4,
+                          num_layers=2, max_len=16)
+  model = DecoderLM(cfg)
+  params = parallel.unbox(model.init(jax.random.key(0), np.zeros((1, 16), np.int32))['params'])
+  apply = jax.jit(model.apply)
+  batch = take(loader.packed(source(), word_tok, 16, 2, seed=0, train=False), 1)[0]
+  logits = apply({'params': params}, batch['inputs'], batch['positions'], batch['segment_ids'])
+  checked = 0
+  for r in range(2):
+    for seg in set(batch['segment_ids'][r]) - {0}:
+      where = np.flatnonzero(batch['segment_ids'][r] == seg)
+      alone = np.zeros((1, 16), np.int32)  # right padding: causal attention never sees it
+      alone[0, :len(where)] = batch['inputs'][r, where]
+      alone_logits = apply({'params': params}, alone)[0, :len(where)]
+      np.testing.assert_allclose(logits[r, where], alone_logits, atol=1e-5)
+      checked += 1
+  assert checked >= 3
+
+
+@pytest.mark.parametrize('kind', ['packed', 'windows'])
+def test_a_resumed_loader_yields_the_remaining_batches(word_tok, kind):
+  if kind == 'packed':
+    def dataset():
+      return loader.packed(source(), word_tok, 8, 2, seed=3)
+  else:
+    ids = np.arange(500, dtype=np.int32)
+
+    def dataset():
+      return loader.windows(ids, 4, 16, seed=3)
+  straight = loader.Resumable(dataset())
+  expected = [next(straight) for _ in range(12)]
+  first = loader.Resumable(dataset())
+  for _ in range(5):  # mid-epoch: 8 documents make 5 or 6 packed batches an epoch
+    next(first)
+  state = first.state()
+  resumed = loader.Resumable(dataset(), state)
+  for want in expected[5:]:
+    got = next(resumed)
+    for key in want:
+      np.testing.assert_array_equal(got[key], want[key])
+
+
+def test_epochs_are_reshuffled_by_seed(word_tok):
+  def first_rows(seed):
+    batches = take(loader.packed(source(), word_tok, 64, 1, seed=seed), 4)
+    return [b['inputs'][0, :6].tolist() for b in batches]
+  assert first_rows(1) == first_rows(1)
+  assert first_rows(1) != first_rows(2)
+
+
+def test_processes_read_disjoint_shards(word_tok):
+  shards = []
+  for index in range(2):
+    batches = take(loader.packed(source(), word_tok, 16, 4, seed=0, process_index=index,
+                                 process_count=2, train=False), 50)
+    assert all(b['inputs'].shape == (2, 16) for b in batches)  # the local half of the batch
+    stream = ' '.join(word_tok.decode(np.concatenate(segments(batches))).split())
+    shards.append({d.strip() for d in stream.split('<eos>') if d.strip()})
+  assert not shards[0] & shards[1]
+  assert shards[0] | shards[1] == set(DOCS)
+
+
+def test_windows_of_any_process_count_make_the_same_global_batch():
+  ids = np.arange(1000, dtype=np.int32)
+  whole = next(iter(loader.windows(ids, 4, 8, seed=1)))
+  halves = [next(iter(loader.windows(ids, 4, 8, seed=1, process_index=i, process_count=2)))
+            for i in range(2)]
+  np.testing.assert_array_equal(np.concatenate([h['inputs'] for h in halves]), whole['inputs'])
+
+
+def test_classification_padding_truncation_and_buckets():
+  rows = batching.pad_classification([np.array([5, 6, 7, 8, 9]), np.array([5])], max_len=5,
+                                     pad_id=0, cls_id=1, sep_id=2)
+  np.testing.assert_array_equal(rows['inputs'], [[1, 5, 6, 7, 2], [1, 5, 2, 0, 0]])
+  np.testing.assert_array_equal(rows['attention_mask'], [[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]])
+  assert batching.bucket_length(17, 128) == 32 and batching.bucket_length(120, 100) == 100
+  lengths = np.array([30, 2, 29, 3, 31, 1, 28, 4])
+  order = batching.bucketed_order(lengths, np.arange(8), 2, window=4,
+                                  rng=np.random.default_rng(0))
+  assert sorted(order.tolist()) == list(range(8))
+  pairs = [sorted(lengths[order[i:i + 2]]) for i in range(0, 8, 2)]
+  assert sorted(pairs) == [[1, 2], [3, 4], [28, 29], [30, 31]]
