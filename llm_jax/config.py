@@ -62,6 +62,7 @@ def base() -> ml_collections.ConfigDict:
 
   c.train = ml_collections.ConfigDict()
   c.train.batch_size = 12
+  c.train.microbatches = 1  # gradient accumulation: the batch is cut into this many slices
   c.train.seq_len = 64
   c.train.steps = 2000
   c.train.log_every = 50
@@ -173,6 +174,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
                'keep_checkpoints'):
     if t[name] <= 0:
       problems.append(f'train.{name} must be positive, got {t[name]}')
+  if t.microbatches <= 0 or t.batch_size % t.microbatches:
+    problems.append(f'train.batch_size={t.batch_size} is not divisible by train.microbatches='
+                    f'{t.microbatches}')
   for name in ('eval_every', 'eval_batches', 'checkpoint_every'):
     if t[name] < 0:
       problems.append(f'train.{name} must be >= 0 (0 turns it off), got {t[name]}')

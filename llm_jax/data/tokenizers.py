@@ -153,13 +153,16 @@ class SentencePieceTokenizer(_Base):
     if model_type not in ('bpe', 'unigram'):
       raise UsageError(f'--model-type must be bpe or unigram, got {model_type!r}')
     model = io.BytesIO()
-    spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(texts), model_writer=model, vocab_size=vocab_size,
-        model_type=model_type, byte_fallback=True, normalization_rule_name='identity',
-        remove_extra_whitespaces=False, add_dummy_prefix=False, split_digits=True,
-        allow_whitespace_only_pieces=True, character_coverage=1.0,
-        max_sentence_length=max_sentence_length, pad_id=0, unk_id=1, bos_id=2, eos_id=3,
-        user_defined_symbols=list(user_symbols), minloglevel=2, num_threads=os.cpu_count())
+    try:
+      spm.SentencePieceTrainer.train(
+          sentence_iterator=iter(texts), model_writer=model, vocab_size=vocab_size,
+          model_type=model_type, byte_fallback=True, normalization_rule_name='identity',
+          remove_extra_whitespaces=False, add_dummy_prefix=False, split_digits=True,
+          allow_whitespace_only_pieces=True, character_coverage=1.0,
+          max_sentence_length=max_sentence_length, pad_id=0, unk_id=1, bos_id=2, eos_id=3,
+          user_defined_symbols=list(user_symbols), minloglevel=2, num_threads=os.cpu_count())
+    except RuntimeError as e:  # e.g. a vocabulary larger than the corpus can fill
+      raise UsageError(f'sentencepiece: {str(e).split("] ")[-1]}') from None
     return cls(model.getvalue())
 
   @property

@@ -37,12 +37,42 @@ RESUME_MUST_MATCH = ('seed', 'data', 'model')
 
 
 def train_step(state: state_lib.TrainState, batch: dict[str, jax.Array], *, model: nn.Module,
-               task: tasks.Task, tx: optax.GradientTransformation, rng: jax.Array):
-  """One optimizer update; its randomness is a function of the step, for exact resumes."""
+               task: tasks.Task, tx: optax.GradientTransformation, rng: jax.Array,
+               microbatches: int = 1):
+  """One optimizer update; its randomness is a function of the step, for exact resumes.
+
+  With ``microbatches`` > 1 the batch is cut into that many slices whose gradients are
+  summed in a ``lax.scan`` before the one update. Each slice's mean-loss gradient is
+  weighted by the tokens it counted, so the sum is the gradient of the whole batch's mean:
+  the update equals one step on the whole batch, in a fraction of the activation memory.
+  """
   step_rng = jax.random.fold_in(rng, state.step)
-  (_, metrics), grads = jax.value_and_grad(
-      lambda params: task(model, params, batch, step_rng, train=True),
-      has_aux=True)(state.params)
+
+  def grads_of(batch, rng):
+    (_, metrics), grads = jax.value_and_grad(
+        lambda params: task(model, params, batch, rng, train=True),
+        has_aux=True)(state.params)
+    return grads, metrics
+
+  if microbatches == 1:
+    grads, metrics = grads_of(batch, step_rng)
+  else:
+    # slice j takes rows j, j + k, ...: each device already holds its share of every slice
+    slices = jax.tree_util.tree_map(
+        lambda x: x.reshape(-1, microbatches, *x.shape[1:]).swapaxes(0, 1), batch)
+
+    def accumulate(carry, xs):
+      micro, i = xs
+      grads, metrics = grads_of(micro, jax.random.fold_in(step_rng, i))
+      weighted = jax.tree_util.tree_map(lambda g: g * metrics['tokens'], grads)
+      return jax.tree_util.tree_map(jnp.add, carry, (weighted, metrics)), None
+
+    first = jax.tree_util.tree_map(lambda x: x[0], slices)
+    zeros = jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype),
+                                   jax.eval_shape(grads_of, first, step_rng))
+    (grad_sum, metrics), _ = jax.lax.scan(accumulate, zeros,
+                                          (slices, jnp.arange(microbatches)))
+    grads = jax.tree_util.tree_map(lambda g: g / jnp.maximum(metrics['tokens'], 1.0), grad_sum)
   updates, opt_state = tx.update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
   metrics['grad_norm_sum'] = optax.global_norm(grads)
@@ -102,7 +132,8 @@ def build(config: ml_collections.ConfigDict, model_cfg: TransformerConfig) -> Se
   replicated = NamedSharding(mesh, PartitionSpec())
   init_key, step_key, eval_key = jax.random.split(jax.random.key(config.seed), 3)
   task = tasks.TASKS[config.objective]
-  step_fn = jax.jit(functools.partial(train_step, model=model, task=task, tx=tx, rng=step_key),
+  step_fn = jax.jit(functools.partial(train_step, model=model, task=task, tx=tx, rng=step_key,
+                                      microbatches=t.microbatches),
                     in_shardings=(state_shardings, data_sharding),
                     out_shardings=(state_shardings, replicated), donate_argnums=0)
   eval_fn = jax.jit(functools.partial(eval_step, model=model, task=task, rng=eval_key),
