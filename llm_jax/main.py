@@ -29,8 +29,10 @@ def _load_config(args, overrides):
 
 
 def cmd_train(args, overrides) -> None:
-  from llm_jax import train
-  config = _load_config(args, overrides)
+  from llm_jax import parallel, train
+  config = _load_config(args, overrides)  # a bad config fails before joining a cluster
+  if args.distributed:
+    parallel.initialize_distributed(args.coordinator, args.num_processes, args.process_id)
   final = train.run(config, args.workdir)
   print(json.dumps(final, indent=2))
 
@@ -84,6 +86,12 @@ def parser() -> argparse.ArgumentParser:
   t = sub.add_parser('train', help='train or resume a model in a workdir')
   t.add_argument('--config', required=True, help='config file, optionally FILE:ARG')
   t.add_argument('--workdir', required=True, help='checkpoints, metrics and logs go here')
+  t.add_argument('--distributed', action='store_true',
+                 help='join a multi-process run (jax.distributed; auto-detected on TPU pods '
+                 'and SLURM unless --coordinator is given)')
+  t.add_argument('--coordinator', default='', help='host:port of process 0')
+  t.add_argument('--num-processes', type=int, default=0)
+  t.add_argument('--process-id', type=int, default=-1)
   t.set_defaults(fn=cmd_train)
 
   g = sub.add_parser('generate', help='sample text from a trained workdir')

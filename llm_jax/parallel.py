@@ -15,6 +15,8 @@ import ml_collections
 import numpy as np
 from jax.sharding import AxisType, NamedSharding, PartitionSpec
 
+from llm_jax.errors import UsageError
+
 MESH_AXES = ('data', 'fsdp', 'tensor')
 
 # logical name -> mesh axes (the t5x/MaxText habit: partitioning is data, not code)
@@ -29,20 +31,26 @@ RULES = (
 )
 
 
-def make_mesh(parallel: ml_collections.ConfigDict) -> jax.sharding.Mesh:
-  """A mesh over all devices; one axis size may be -1 for "whatever devices remain"."""
+def mesh_shape(parallel: ml_collections.ConfigDict, n_devices: int) -> list[int]:
+  """Sizes of (data, fsdp, tensor) over ``n_devices``; one size may be -1: what remains."""
   sizes = [parallel[name] for name in MESH_AXES]
-  known = math.prod(s for s in sizes if s != -1)
-  n = jax.device_count()
+  named = dict(zip(MESH_AXES, sizes))
   if sizes.count(-1) > 1:
-    raise ValueError('at most one of parallel.data/fsdp/tensor may be -1')
+    raise UsageError(f'at most one of parallel.data/fsdp/tensor may be -1, got {named}')
+  known = math.prod(s for s in sizes if s != -1)
   if -1 in sizes:
-    if n % known:
-      raise ValueError(f'{n} devices cannot be split into mesh axes {dict(zip(MESH_AXES, sizes))}')
-    sizes[sizes.index(-1)] = n // known
-  if math.prod(sizes) != n:
-    raise ValueError(f'mesh {dict(zip(MESH_AXES, sizes))} needs {math.prod(sizes)} devices, '
-                     f'there are {n}')
+    if n_devices % known:
+      raise UsageError(f'{n_devices} devices cannot be split into mesh axes {named}')
+    sizes[sizes.index(-1)] = n_devices // known
+  if math.prod(sizes) != n_devices:
+    raise UsageError(f'mesh {dict(zip(MESH_AXES, sizes))} needs {math.prod(sizes)} devices, '
+                     f'there are {n_devices}')
+  return sizes
+
+
+def make_mesh(parallel: ml_collections.ConfigDict) -> jax.sharding.Mesh:
+  """A mesh over all devices (of all processes) with the configured axis sizes."""
+  sizes = mesh_shape(parallel, jax.device_count())
   # Auto axes: with the Explicit default, logical constraints assert (DESIGN pitfall 1).
   return jax.make_mesh(sizes, MESH_AXES, axis_types=(AxisType.Auto,) * len(MESH_AXES))
 
@@ -75,3 +83,19 @@ def activate(mesh: jax.sharding.Mesh):
   """The mesh and the logical rules, for tracing sharded code (not ``with mesh:``, pitfall 2)."""
   with jax.set_mesh(mesh), nn.logical_axis_rules(RULES):
     yield
+
+
+def initialize_distributed(coordinator: str = '', num_processes: int = 0,
+                           process_id: int = -1) -> None:
+  """Joins this process to a multi-process run through ``jax.distributed``.
+
+  With a coordinator address, the three values are explicit (two processes on one machine,
+  or any cluster without auto-detection); without one, ``jax.distributed.initialize()``
+  detects TPU pod slices and SLURM jobs by itself. Cross-process collectives on CPU go
+  through gloo (the setting touches no other backend, and must precede any computation).
+  """
+  jax.config.update('jax_cpu_collectives_implementation', 'gloo')
+  if coordinator:
+    jax.distributed.initialize(coordinator, num_processes, process_id)
+  else:
+    jax.distributed.initialize()

@@ -20,12 +20,13 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
+from jax.experimental import multihost_utils
 from jax.sharding import NamedSharding, PartitionSpec
 from tqdm.auto import tqdm
 
 from llm_jax import config as config_lib
 from llm_jax import fileio, objectives, parallel, tasks
-from llm_jax.data import pipeline, tokenizers
+from llm_jax.data import pipeline, sources, tokenizers
 from llm_jax.models import DecoderLM, TransformerConfig
 from llm_jax.train import optim
 from llm_jax.train import state as state_lib
@@ -145,9 +146,18 @@ def build(config: ml_collections.ConfigDict, model_cfg: TransformerConfig) -> Se
 
 
 def load_data(config: ml_collections.ConfigDict, workdir: str | None = None) -> pipeline.LMData:
-  """The run's data; a workdir's saved tokenizer wins, so a resumed run encodes the same."""
+  """The run's data; a workdir's saved tokenizer wins, so a resumed run encodes the same.
+
+  With several processes, process 0 prepares the dataset while the others wait, so that no
+  two write the same cache.
+  """
+  if jax.process_count() > 1:
+    if jax.process_index() == 0:
+      sources.prepare(config.data)
+    multihost_utils.sync_global_devices('llm_jax: data prepared')
   saved = os.path.join(workdir, 'tokenizer') if workdir else None
-  tokenizer = tokenizers.load(saved) if saved and os.path.exists(saved) else None
+  tokenizer = (tokenizers.load(saved) if saved and os.path.exists(os.path.join(saved, 'spec.json'))
+               else None)
   return pipeline.lm_data(config, tokenizer, jax.process_index(), jax.process_count())
 
 
