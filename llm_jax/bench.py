@@ -58,7 +58,7 @@ def bench_llm_jax(config: ml_collections.ConfigDict, steps: int) -> dict[str, fl
   """Median time of the jitted train step, on real batches, after compiling and warming up."""
   data = loop.load_data(config)
   model_cfg = config_lib.model_config(config, data.tokenizer.vocab_size)
-  setup = loop.build(config, model_cfg)
+  setup = loop.build(config, model_cfg, data.tokenizer.special)
   with parallel.activate(setup.mesh):
     state = setup.init()
     n_params = sum(x.size for x in jax.tree_util.tree_leaves(state.params))

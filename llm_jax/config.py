@@ -50,7 +50,8 @@ def base() -> ml_collections.ConfigDict:
   c.data.clean = ()  # cleaning steps, see llm_jax/data/clean.py
   c.data.tokenizer = 'char'  # char | word | sentencepiece | wordpiece
   c.data.tokenizer_path = ''  # the .model / vocab.txt / tokenizer.json of the last two
-  c.data.vocab_size = 0  # word vocabulary cap (0: every word of train)
+  c.data.vocab_size = 0  # word: a cap (0: every word of train); sentencepiece trained here: 8000
+  c.data.extra_ids = 0  # ids after the tokenizer's, for the model only (T5's 100 sentinels)
   c.data.batching = 'windows'  # windows (random offsets, nanoGPT) | packed (documents)
   c.data.cross_document = False  # packed rows: attend across documents (a stream LM)
   c.data.workers = 0  # grain worker processes
@@ -159,10 +160,11 @@ def _parse(raw: str, current):
 
 
 def model_config(config: ml_collections.ConfigDict, vocab_size: int) -> TransformerConfig:
-  """The model section as a TransformerConfig, its vocabulary filled from the tokenizer."""
+  """The model section as a TransformerConfig; a vocabulary of 0 is the tokenizer's, plus
+  ``data.extra_ids``."""
   fields = dict(config.model)
   if not fields['vocab_size']:
-    fields['vocab_size'] = vocab_size
+    fields['vocab_size'] = vocab_size + config.data.extra_ids
   return TransformerConfig(**fields)
 
 
@@ -180,9 +182,12 @@ def validate(config: ml_collections.ConfigDict) -> None:
   for name in ('eval_every', 'eval_batches', 'checkpoint_every'):
     if t[name] < 0:
       problems.append(f'train.{name} must be >= 0 (0 turns it off), got {t[name]}')
-  if config.model.positions == 'learned' and t.seq_len > config.model.max_len:
-    problems.append(f'train.seq_len={t.seq_len} exceeds model.max_len={config.model.max_len} '
-                    f'learned positions; raise model.max_len or lower train.seq_len')
+  if config.model.positions == 'learned' and \
+      t.seq_len + config.model.position_offset > config.model.max_len:
+    problems.append(f'train.seq_len={t.seq_len} (+ position_offset '
+                    f'{config.model.position_offset}) exceeds model.max_len='
+                    f'{config.model.max_len} learned positions; raise model.max_len or '
+                    'lower train.seq_len')
   if o.schedule not in SCHEDULES:
     problems.append(f'optim.schedule={o.schedule!r} is not one of {SCHEDULES}')
   if o.lr <= 0 or o.min_lr < 0 or o.min_lr > o.lr:
@@ -192,7 +197,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
   if not 0 <= o.warmup_steps <= decay:
     problems.append(f'optim.warmup_steps={o.warmup_steps} must be within [0, decay steps='
                     f'{decay}]')
-  problems += pipeline.check(config.data)
+  problems += pipeline.check(config)
   for name in ('data', 'fsdp', 'tensor'):
     if config.parallel[name] == 0 or config.parallel[name] < -1:
       problems.append(f'parallel.{name} must be a positive size or -1, got '

@@ -1,4 +1,4 @@
-"""The ``llm-jax`` command: train, generate, bench.
+"""The ``llm-jax`` command: train, generate, tokenizer, convert, bench.
 
 Config overrides are ``--config.section.field=value`` arguments after ``--config=FILE[:ARG]``.
 Errors a user can fix (a config field, a missing file) print one line and exit with code 2.
@@ -43,6 +43,9 @@ def cmd_generate(args, overrides) -> None:
   if overrides:
     raise UsageError('generate takes no --config overrides')
   trained = workdir.load(args.workdir)
+  if trained.config.model.kind != 'decoder':
+    raise UsageError(f'{args.workdir} holds a {trained.config.model.kind} model; generate '
+                     'samples from decoder-only language models')
   prompt = trained.tokenizer.encode(args.prompt)
   batch = prompt[None, :].repeat(args.num_samples, axis=0)
   out = generate.generate(trained.model, trained.params, batch, args.max_new_tokens,
@@ -69,6 +72,13 @@ def cmd_tokenizer_train(args, overrides) -> None:
   tokenizer.save(args.output)
   print(f'trained a {args.model_type} sentencepiece model of {tokenizer.vocab_size} pieces on '
         f'{sum(map(len, texts)):,} characters in {seconds:.1f} s; saved to {args.output}')
+
+
+def cmd_convert(args, overrides) -> None:
+  from llm_jax.convert import cli as convert_cli
+  if overrides:
+    raise UsageError('convert takes no --config overrides')
+  print(convert_cli.run(args))
 
 
 def cmd_bench(args, overrides) -> None:
@@ -114,6 +124,11 @@ def parser() -> argparse.ArgumentParser:
   tt.add_argument('--output', required=True, help='directory to save the tokenizer in; '
                   'point data.tokenizer_path at it')
   tt.set_defaults(fn=cmd_tokenizer_train)
+
+  from llm_jax.convert import cli as convert_cli  # argparse only; jax loads when converting
+  c = sub.add_parser('convert', help='Hugging Face checkpoints in (--from-hf) and out (--to-hf)')
+  convert_cli.add_arguments(c)
+  c.set_defaults(fn=cmd_convert)
 
   b = sub.add_parser('bench', help='train-step speed and MFU, beside Hugging Face PyTorch')
   b.add_argument('--config', required=True)

@@ -7,13 +7,11 @@ import os
 
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 import ml_collections
 
 from llm_jax import config as config_lib
-from llm_jax import parallel
+from llm_jax import models, parallel
 from llm_jax.data import tokenizers
-from llm_jax.models import DecoderLM
 from llm_jax.train import optim
 from llm_jax.train import state as state_lib
 from llm_jax.train.checkpoint import Checkpointer
@@ -39,12 +37,13 @@ def load(workdir: str) -> Trained:
   checkpoints = Checkpointer(workdir, use_async=False)
   if checkpoints.latest_step() is None:
     raise FileNotFoundError(f'{workdir} holds no checkpoint yet')
-  model = DecoderLM(config_lib.model_config(config, tokenizer.vocab_size))
+  model_cfg = config_lib.model_config(config, tokenizer.vocab_size)
+  model = models.build(model_cfg)
   # whatever mesh it was trained on, serve it data-parallel on the devices at hand
   mesh = parallel.make_mesh(ml_collections.ConfigDict({'data': -1, 'fsdp': 1, 'tensor': 1}))
   tx = optim.make(config.optim, config.train.steps)
-  abstract, _ = state_lib.abstract(model, tx, jnp.zeros((1, config.train.seq_len), jnp.int32),
-                                   mesh)
+  abstract, _ = state_lib.abstract(
+      model, tx, models.sample_inputs(model_cfg, 1, config.train.seq_len), mesh)
   state, record = checkpoints.restore(abstract)
   checkpoints.close()
   return Trained(config, tokenizer, model, jax.device_get(state.params), record['step'])

@@ -1,3 +1,4 @@
+import functools
 import itertools
 
 import jax
@@ -21,6 +22,15 @@ def source():
   return [{'text': d} for d in DOCS]
 
 
+def lm_packed(tok, seq_len, batch_size, seed=0, **kwargs):
+  """Causal-LM packing of DOCS, framed [eos] doc -> doc [eos]."""
+  def frame(record):
+    return batching.lm_example(tok.encode(record['text']), tok.special['eos'])
+  return loader.packed(source(), frame, {'inputs': seq_len, 'targets': seq_len},
+                       functools.partial(batching.packed_lm_batch, cross_document=False),
+                       batch_size, seed, **kwargs)
+
+
 def take(dataset_or_iterator, n):
   return list(itertools.islice(iter(dataset_or_iterator), n))
 
@@ -39,7 +49,7 @@ def segments(batches):
 
 def test_packed_rows_hold_whole_documents_framed_by_eos(word_tok):
   eos = word_tok.special['eos']
-  rows = take(loader.packed(source(), word_tok, 8, 4, seed=0, train=False), 100)
+  rows = take(lm_packed(word_tok, 8, 4, seed=0, train=False), 100)
   targets = np.concatenate(segments(rows))
   expected = np.concatenate([np.append(word_tok.encode(d), eos) for d in DOCS])
   np.testing.assert_array_equal(targets, expected)  # every token once, in order, no padding
@@ -53,7 +63,7 @@ def test_packing_never_lets_a_token_attend_across_documents(word_tok):
   model = DecoderLM(cfg)
   params = parallel.unbox(model.init(jax.random.key(0), np.zeros((1, 16), np.int32))['params'])
   apply = jax.jit(model.apply)
-  batch = take(loader.packed(source(), word_tok, 16, 2, seed=0, train=False), 1)[0]
+  batch = take(lm_packed(word_tok, 16, 2, seed=0, train=False), 1)[0]
   logits = apply({'params': params}, batch['inputs'], batch['positions'], batch['segment_ids'])
   checked = 0
   for r in range(2):
@@ -71,7 +81,7 @@ def test_packing_never_lets_a_token_attend_across_documents(word_tok):
 def test_a_resumed_loader_yields_the_remaining_batches(word_tok, kind):
   if kind == 'packed':
     def dataset():
-      return loader.packed(source(), word_tok, 8, 2, seed=3)
+      return lm_packed(word_tok, 8, 2, seed=3)
   else:
     ids = np.arange(500, dtype=np.int32)
 
@@ -92,7 +102,7 @@ def test_a_resumed_loader_yields_the_remaining_batches(word_tok, kind):
 
 def test_epochs_are_reshuffled_by_seed(word_tok):
   def first_rows(seed):
-    batches = take(loader.packed(source(), word_tok, 64, 1, seed=seed), 4)
+    batches = take(lm_packed(word_tok, 64, 1, seed=seed), 4)
     return [b['inputs'][0, :6].tolist() for b in batches]
   assert first_rows(1) == first_rows(1)
   assert first_rows(1) != first_rows(2)
@@ -101,7 +111,7 @@ def test_epochs_are_reshuffled_by_seed(word_tok):
 def test_processes_read_disjoint_shards(word_tok):
   shards = []
   for index in range(2):
-    batches = take(loader.packed(source(), word_tok, 16, 4, seed=0, process_index=index,
+    batches = take(lm_packed(word_tok, 16, 4, seed=0, process_index=index,
                                  process_count=2, train=False), 50)
     assert all(b['inputs'].shape == (2, 16) for b in batches)  # the local half of the batch
     stream = ' '.join(word_tok.decode(np.concatenate(segments(batches))).split())

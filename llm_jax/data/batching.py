@@ -27,7 +27,7 @@ def lm_example(ids: np.ndarray, eos_id: int | None) -> dict[str, np.ndarray]:
 
 
 def packed_lm_batch(rows: dict[str, np.ndarray], cross_document: bool) -> dict[str, np.ndarray]:
-  """Names grain's packed features as the model reads them.
+  """Names grain's packed next-token features as the model reads them.
 
   Segment id 0 is padding. ``cross_document`` lets attention run across document boundaries
   within a row (a continuous-stream LM, as most PTB results are reported); otherwise
@@ -44,6 +44,27 @@ def packed_lm_batch(rows: dict[str, np.ndarray], cross_document: bool) -> dict[s
     batch['positions'] = rows['inputs_positions']
     batch['segment_ids'] = segments
   return batch
+
+
+def mlm_example(ids: np.ndarray, cls_id: int, sep_id: int) -> dict[str, np.ndarray]:
+  """One document as BERT reads it: ``[CLS] doc [SEP]`` (the objective masks it later)."""
+  return {'inputs': np.concatenate([[cls_id], ids, [sep_id]]).astype(np.int32)}
+
+
+def packed_mlm_batch(rows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+  """Packed encoder rows: each document attends only to itself (segment 0 is padding)."""
+  return {'inputs': rows['inputs'], 'segment_ids': rows['inputs_segment_ids'],
+          'positions': rows['inputs_positions']}
+
+
+def span_corruption_example(ids: np.ndarray, eos_id: int) -> dict[str, np.ndarray]:
+  """One document closed by EOS; t5x concatenates these and cuts the stream into rows."""
+  return {'inputs': np.append(ids, eos_id).astype(np.int32)}
+
+
+def span_corruption_batch(rows: dict[str, np.ndarray], pad_id: int) -> dict[str, np.ndarray]:
+  """Raw token rows for T5's span corruption, padding set to ``pad_id``."""
+  return {'inputs': np.where(rows['inputs_segment_ids'] > 0, rows['inputs'], pad_id)}
 
 
 def pad_classification(token_lists: list[np.ndarray], max_len: int, pad_id: int,

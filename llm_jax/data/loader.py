@@ -7,11 +7,9 @@ checkpoint, so a resumed run sees exactly the batches the uninterrupted run woul
 * ``windows``: nanoGPT's random windows over one token stream; batch ``i`` is a pure
   function of ``(seed, i)``. Each process takes its rows of the global batch, so any number
   of processes trains on the very batches of a one-process run.
-* ``packed``: documents shuffled per epoch, framed with EOS, packed into rows by grain's
-  concat-then-split with segment ids and per-document positions. Each process reads only
-  its own documents.
-* ``classification``: records shuffled per epoch (optionally bucketed by length), padded
-  and truncated with attention masks; each process reads its rows of each global batch.
+* ``packed``: documents shuffled per epoch, framed for the objective, packed into rows by
+  grain's concat-then-split with segment ids and per-document positions. Each process
+  reads only its own documents.
 """
 
 from __future__ import annotations
@@ -22,7 +20,7 @@ from typing import Any, Callable, Iterator
 import grain
 import numpy as np
 
-from llm_jax.data import batching, lm
+from llm_jax.data import lm
 from llm_jax.data.sources import text_of
 from llm_jax.data.tokenizers import Tokenizer
 
@@ -38,26 +36,25 @@ def windows(ids: np.ndarray, batch_size: int, seq_len: int, seed: int, process_i
       lm.random_windows(ids, batch_size, seq_len, seed, step), process_index, process_count))
 
 
-def _framed(tokenizer: Tokenizer, text_field: str) -> Callable[[dict], dict]:
-  eos = tokenizer.special.get('eos')
-  return lambda record: batching.lm_example(tokenizer.encode(text_of(record, text_field)), eos)
-
-
-def packed(source, tokenizer: Tokenizer, seq_len: int, batch_size: int, seed: int, *,
-           text_field: str = '', train: bool = True, cross_document: bool = False,
+def packed(source, frame: Callable[[dict], dict[str, np.ndarray]], lengths: dict[str, int],
+           finish: Callable[[dict], dict], batch_size: int, seed: int, *, train: bool = True,
            process_index: int = 0, process_count: int = 1, workers: int = 0) -> grain.IterDataset:
-  """Packed LM rows; ``train`` shuffles per epoch and repeats, else one ordered pass whose
-  last batch is padded (segment id 0, loss mask 0) so the whole split is evaluated."""
+  """Documents framed by ``frame`` (record -> token features), packed into rows of
+  ``lengths`` by grain's concat-then-split (which adds ``<feature>_segment_ids`` and
+  ``_positions``), batched and named by ``finish``.
+
+  ``train`` shuffles per epoch and repeats; otherwise one ordered pass whose last batch is
+  padded (segment id 0) so that the whole split is evaluated.
+  """
   local_batch = batch_size // process_count
   ds = grain.MapDataset.source(source)
   if train:
     ds = ds.shuffle(seed=seed).repeat(None)  # shuffle, then repeat: a new order each epoch
-  ds = ds[process_index::process_count].map(_framed(tokenizer, text_field))
-  rows = grain.experimental.ConcatThenSplitIterDataset(
-      ds.to_iter_dataset(), length_struct={'inputs': seq_len, 'targets': seq_len})
+  ds = ds[process_index::process_count].map(frame)
+  rows = grain.experimental.ConcatThenSplitIterDataset(ds.to_iter_dataset(),
+                                                       length_struct=lengths)
   pad = functools.partial(grain.experimental.batch_and_pad, batch_size=local_batch)
-  rows = rows.batch(local_batch, batch_fn=None if train else pad)
-  rows = rows.map(functools.partial(batching.packed_lm_batch, cross_document=cross_document))
+  rows = rows.batch(local_batch, batch_fn=None if train else pad).map(finish)
   if workers:
     rows = rows.mp_prefetch(grain.MultiprocessingOptions(num_workers=workers))
   return rows

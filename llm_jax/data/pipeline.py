@@ -7,6 +7,7 @@ knows no model.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import os
 from typing import Any, Callable, Iterable
@@ -14,7 +15,8 @@ from typing import Any, Callable, Iterable
 import ml_collections
 import numpy as np
 
-from llm_jax.data import lm, loader, sources, tokenizers
+from llm_jax import objectives
+from llm_jax.data import batching, lm, loader, sources, tokenizers
 from llm_jax.errors import UsageError
 
 Batches = Iterable[dict[str, np.ndarray]]
@@ -28,7 +30,8 @@ def _texts(source, text_field: str) -> Iterable[str]:
 
 def build_tokenizer(data: ml_collections.ConfigDict,
                     prepared: sources.Prepared) -> tokenizers.Tokenizer:
-  """Char and word vocabularies come from the corpus; sentencepiece and WordPiece from a file.
+  """Char and word vocabularies come from the corpus; sentencepiece and WordPiece from a file,
+  or sentencepiece (BPE, ``data.vocab_size`` pieces) is trained on the training split.
 
   The char alphabet is that of every split (nanoGPT's: the sorted characters of the whole
   file); the word vocabulary is the training split's, as PTB's standard 10k is.
@@ -41,10 +44,13 @@ def build_tokenizer(data: ml_collections.ConfigDict,
   if kind == 'word':
     return tokenizers.WordTokenizer.from_texts(
         _texts(prepared.splits['train'], data.text_field), data.vocab_size)
-  if not data.tokenizer_path:
-    raise UsageError(f'data.tokenizer={kind!r} needs data.tokenizer_path (a .model file from '
-                     '`llm-jax tokenizer train`, or a vocab.txt / tokenizer.json)')
-  return tokenizers.from_file(data.tokenizer_path)
+  if data.tokenizer_path:
+    return tokenizers.from_file(data.tokenizer_path)
+  if kind == 'sentencepiece':  # trained here on the training split, saved with the run
+    return tokenizers.SentencePieceTokenizer.train(
+        _texts(prepared.splits['train'], data.text_field), data.vocab_size or 8000)
+  raise UsageError(f'data.tokenizer={kind!r} needs data.tokenizer_path (a vocab.txt or '
+                   'tokenizer.json)')
 
 
 @dataclasses.dataclass
@@ -91,10 +97,13 @@ def lm_data(config: ml_collections.ConfigDict, tokenizer: tokenizers.Tokenizer |
     full = {split: (lambda s=split: lm.sequential_windows(streams[s], full_batch, t.seq_len))
             for split in eval_splits}
   else:
+    frame, lengths, finish = packing(config, tokenizer)
+
     def packed(split, batch_size, train):
-      return loader.packed(prepared.splits[split], tokenizer, t.seq_len, batch_size, seed,
-                           text_field=data.text_field, train=train,
-                           cross_document=data.cross_document, workers=data.workers,
+      def framed(record):
+        return frame(tokenizer.encode(sources.text_of(record, data.text_field)))
+      return loader.packed(prepared.splits[split], framed, lengths, finish, batch_size, seed,
+                           train=train, workers=data.workers,
                            process_index=process_index if train else 0,
                            process_count=process_count if train else 1)
 
@@ -108,9 +117,40 @@ def lm_data(config: ml_collections.ConfigDict, tokenizer: tokenizers.Tokenizer |
   return LMData(tokenizer, train, estimate, full, prepared.report)
 
 
-def check(data: ml_collections.ConfigDict) -> list[str]:
+def packing(config: ml_collections.ConfigDict, tokenizer: tokenizers.Tokenizer):
+  """How the objective frames a document, the packed row lengths, and the batch it reads.
+
+  Next-token prediction frames ``[eos] doc -> doc [eos]``; masked LM reads ``[CLS] doc [SEP]``
+  rows of single documents; span corruption cuts the EOS-joined stream into raw rows long
+  enough to corrupt down to ``train.seq_len`` inputs, as t5x does.
+  """
+  special, t = tokenizer.special, config.train
+  needs = {'masked_lm': ('cls', 'sep'), 'span_corruption': ('eos', 'pad')}.get(config.objective,
+                                                                             ())
+  missing = [n for n in needs if n not in special]
+  if missing:
+    raise UsageError(f'objective {config.objective!r} needs the tokenizer\'s '
+                     f'{", ".join(missing)} token(s); use a sentencepiece or WordPiece tokenizer')
+  if config.objective == 'masked_lm':
+    return (functools.partial(batching.mlm_example, cls_id=special['cls'], sep_id=special['sep']),
+            {'inputs': t.seq_len}, batching.packed_mlm_batch)
+  if config.objective == 'span_corruption':
+    raw = objectives.span_corruption_tokens_length(t.seq_len)
+    return (functools.partial(batching.span_corruption_example, eos_id=special['eos']),
+            {'inputs': raw},
+            functools.partial(batching.span_corruption_batch, pad_id=special['pad']))
+  return (functools.partial(batching.lm_example, eos_id=special.get('eos')),
+          {'inputs': t.seq_len, 'targets': t.seq_len},
+          functools.partial(batching.packed_lm_batch, cross_document=config.data.cross_document))
+
+
+def check(config: ml_collections.ConfigDict) -> list[str]:
   """Problems with the data section that need no file to see."""
+  data = config.data
   problems = []
+  if data.batching == 'windows' and config.objective != 'causal_lm':
+    problems.append(f'data.batching="windows" serves causal_lm only; objective '
+                    f'{config.objective!r} needs data.batching="packed"')
   if data.batching not in BATCHING:
     problems.append(f'data.batching={data.batching!r} is not one of {BATCHING}')
   if data.tokenizer not in TOKENIZERS:

@@ -79,7 +79,9 @@ class Embed(nn.Module):
                       preferred_element_type=jnp.float32)
 
 
-def make_norm(kind: str, eps: float, use_bias: bool, dtype: Any, name: str) -> nn.Module:
+def make_norm(kind: str, eps: float, use_bias: bool, dtype: Any, name: str | None) -> nn.Module:
+  """LayerNorm or RMSNorm over ``embed``; pass ``name=None`` in ``setup``, which names by
+  attribute."""
   scale_init = nn.with_logical_partitioning(nn.initializers.ones, ('embed',))
   if kind == 'layernorm':
     return nn.LayerNorm(epsilon=eps, use_bias=use_bias, dtype=dtype, param_dtype=jnp.float32,
@@ -116,6 +118,36 @@ def apply_rope(x: jax.Array, positions: jax.Array, theta: float) -> jax.Array:
   return rotated.astype(x.dtype)
 
 
+def relative_position_bias(table: jax.Array, query_positions: jax.Array,
+                           key_positions: jax.Array, *, bidirectional: bool,
+                           max_distance: int) -> jax.Array:
+  """T5's bucketed relative attention bias, ``[batch, heads, q_len, k_len]``.
+
+  ``table[bucket, head]`` holds one learned scalar per bucket: exact distances up to half the
+  buckets, then logarithmically wider ones up to ``max_distance``. An encoder
+  (``bidirectional``) gives keys before and after a query separate halves of the buckets; a
+  decoder only ever sees keys at or before its query. Written as Hugging Face's
+  ``T5Attention._relative_position_bucket`` so imported checkpoints agree exactly.
+  """
+  num_buckets = table.shape[0]
+  relative = key_positions[:, None, :] - query_positions[:, :, None]
+  bucket = jnp.zeros_like(relative)
+  if bidirectional:
+    num_buckets //= 2
+    bucket = bucket + (relative > 0) * num_buckets
+    relative = jnp.abs(relative)
+  else:
+    relative = -jnp.minimum(relative, 0)
+  max_exact = num_buckets // 2
+  # log of at least max_exact: the small distances take the exact branch anyway
+  scaled = jnp.log(jnp.maximum(relative, max_exact).astype(jnp.float32) / max_exact)
+  large = max_exact + (scaled / math.log(max_distance / max_exact)
+                       * (num_buckets - max_exact)).astype(relative.dtype)
+  large = jnp.minimum(large, num_buckets - 1)
+  bucket = bucket + jnp.where(relative < max_exact, relative, large)
+  return jnp.take(table, bucket, axis=0).transpose(0, 3, 1, 2)
+
+
 def attention_mask(query_valid: jax.Array | None, key_valid: jax.Array | None, causal: bool,
                    query_segments: jax.Array | None = None,
                    key_segments: jax.Array | None = None,
@@ -145,11 +177,19 @@ def attention_mask(query_valid: jax.Array | None, key_valid: jax.Array | None, c
 
 
 class Attention(nn.Module):
-  """Multi-head attention with grouped-query heads, optional RoPE and a KV cache.
+  """Multi-head attention with grouped-query heads, optional RoPE, bias and a KV cache.
 
-  In ``decode`` mode the keys and values of every call are written into the ``cache``
-  collection at ``cache_index``, so a prompt can be prefilled in one call and then extended
-  one token at a time inside a jitted loop.
+  Self-attention passes ``kv_input=x``; cross-attention (``cross``) passes the encoder output.
+  In ``decode`` mode the keys and values of every self-attention call are written into the
+  ``cache`` collection at ``cache_index``, so a prompt can be prefilled in one call and then
+  extended one token at a time inside a jitted loop. Cross-attention keys and values depend on
+  the encoder output alone: the decode call that passes it stores them, and later steps pass
+  ``kv_input=None`` to read them back instead of projecting the encoder output again.
+
+  ``position_bias(query_positions, key_positions)`` (T5's relative bias) is added to the
+  scores; it is a function rather than an array because in decode mode only this layer knows
+  the positions of its cached keys. ``scaled=False`` drops the ``1/sqrt(head_dim)`` factor
+  (T5), which the query's initialization then carries instead.
   """
 
   num_heads: int
@@ -160,39 +200,57 @@ class Attention(nn.Module):
   out_init_std: float = 0.02
   init_std: float = 0.02
   dtype: Any = jnp.float32
+  scaled: bool = True
+  cross: bool = False
 
   @nn.compact
-  def __call__(self, x: jax.Array, kv_input: jax.Array, mask: jax.Array | None,
+  def __call__(self, x: jax.Array, kv_input: jax.Array | None, mask: jax.Array | None,
                positions: jax.Array | None, *, decode: bool = False,
-               bias: jax.Array | None = None) -> jax.Array:
-    def proj(name, heads, inp):
+               position_bias: Callable[[jax.Array, jax.Array], jax.Array] | None = None
+               ) -> jax.Array:
+    def proj(name, heads, inp, std=self.init_std):
       return Dense((heads, self.head_dim), ('embed',), ('heads', 'kv'), self.use_bias,
-                   normal(self.init_std), self.dtype, name=name)(inp)
+                   normal(std), self.dtype, name=name)(inp)
 
-    q = proj('query', self.num_heads, x)
-    k = proj('key', self.num_kv_heads, kv_input)
-    v = proj('value', self.num_kv_heads, kv_input)
+    q_std = self.init_std if self.scaled else self.init_std / math.sqrt(self.head_dim)
+    q = proj('query', self.num_heads, x, q_std)
+    if self.cross and decode and kv_input is None:
+      k, v = self.get_variable('cache', 'cached_key'), self.get_variable('cache', 'cached_value')
+    else:
+      k = proj('key', self.num_kv_heads, kv_input)
+      v = proj('value', self.num_kv_heads, kv_input)
+      if self.cross and decode:
+        self.put_variable('cache', 'cached_key', k)
+        self.put_variable('cache', 'cached_value', v)
     if self.rope_theta is not None:
       q = apply_rope(q, positions, self.rope_theta)
       k = apply_rope(k, positions, self.rope_theta)
     q = nn.with_logical_constraint(q, ('batch', 'length', 'heads', 'kv'))
 
-    if decode:
-      k, v, mask = self._update_cache(k, v, positions)
+    key_positions = positions
+    if decode and not self.cross:
+      k, v, mask, key_positions = self._update_cache(k, v, positions)
 
-    out = jax.nn.dot_product_attention(q, k, v, bias=bias, mask=mask)
+    bias = None
+    if position_bias is not None:
+      bias = position_bias(positions, key_positions).astype(q.dtype)
+    out = jax.nn.dot_product_attention(q, k, v, bias=bias, mask=mask,
+                                       scale=None if self.scaled else 1.0)
     out = Dense((x.shape[-1],), ('heads', 'kv'), ('embed',), self.use_bias,
                 normal(self.out_init_std), self.dtype, name='out')(out)
     return out
 
   def _update_cache(self, k, v, positions):
-    """Writes this call's keys/values at the cache index; returns the whole cache and mask."""
+    """Writes this call's keys/values at the cache index.
+
+    Returns the whole cache, its mask and the positions of its keys.
+    """
     initialized = self.has_variable('cache', 'cached_key')
     cached_k = self.variable('cache', 'cached_key', jnp.zeros, k.shape, k.dtype)
     cached_v = self.variable('cache', 'cached_value', jnp.zeros, v.shape, v.dtype)
     index = self.variable('cache', 'cache_index', lambda: jnp.array(0, jnp.int32))
     if not initialized:  # the init call only shapes the cache (its length = the input's)
-      return k, v, None
+      return k, v, None, positions
     start = index.value
     cached_k.value = jax.lax.dynamic_update_slice(cached_k.value, k, (0, start, 0, 0))
     cached_v.value = jax.lax.dynamic_update_slice(cached_v.value, v, (0, start, 0, 0))
@@ -201,7 +259,7 @@ class Attention(nn.Module):
     key_positions = jnp.broadcast_to(jnp.arange(cache_len), (k.shape[0], cache_len))
     mask = attention_mask(None, key_positions < index.value, True,
                           query_positions=positions, key_positions=key_positions)
-    return cached_k.value, cached_v.value, mask
+    return cached_k.value, cached_v.value, mask, key_positions
 
 
 class Mlp(nn.Module):

@@ -1,12 +1,16 @@
-"""One Transformer, configured into GPT, LLaMA-style and (later) BERT and T5 variants.
+"""One Transformer, configured into GPT, LLaMA-style, BERT/RoBERTa and T5 variants.
 
 Families differ only in ``TransformerConfig`` fields (norm, norm placement, positions, MLP
-kind, biases, head grouping, tying), never in copied blocks.
+kind, biases, head grouping, tying, token types, attention scaling), never in copied blocks.
+A ``Stack`` (embedding additions, blocks, final norm) is the encoder or the decoder of every
+family; ``DecoderLM`` here, ``EncoderLM`` and ``EncoderDecoderLM`` beside it add the token
+table and the heads.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from typing import Any
 
@@ -16,8 +20,9 @@ import jax.numpy as jnp
 
 from llm_jax.models import layers
 
+KINDS = ('decoder', 'encoder', 'encoder_decoder')
 NORMS = ('layernorm', 'rmsnorm')
-POSITIONS = ('learned', 'sinusoidal', 'rope', 'none')
+POSITIONS = ('learned', 'sinusoidal', 'rope', 'relative', 'none')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,22 +30,33 @@ class TransformerConfig:
   """Architecture hyperparameters; hashable so it can be a static jit argument."""
 
   vocab_size: int
+  kind: str = 'decoder'  # decoder (GPT, LLaMA) | encoder (BERT) | encoder_decoder (T5)
   d_model: int = 128
   num_heads: int = 4
   num_kv_heads: int = 0  # 0: as many as num_heads (MHA); 1: multi-query; else grouped-query
   head_dim: int = 0  # 0: d_model // num_heads
-  num_layers: int = 4
+  num_layers: int = 4  # the encoder's, for encoder_decoder
+  num_decoder_layers: int = 0  # encoder_decoder only; 0: num_layers
   d_ff: int = 0  # 0: 4 * d_model
   max_len: int = 1024
   dropout: float = 0.0
   norm: str = 'layernorm'
   norm_eps: float = 1e-5
-  pre_norm: bool = True
+  pre_norm: bool = True  # False: BERT's post-norm (and then no final norm)
   positions: str = 'learned'
+  position_offset: int = 0  # learned positions start at this row (RoBERTa: 2, past padding)
   rope_theta: float = 10000.0
+  relative_buckets: int = 32  # T5 relative bias: buckets and the distance the last one starts
+  relative_max_distance: int = 128
   mlp: str = 'gelu'
   use_bias: bool = True
+  type_vocab_size: int = 0  # token-type (segment A/B) embeddings, BERT; 0: none
+  embed_norm: bool = False  # normalize the summed embeddings (BERT)
+  scaled_attention: bool = True  # False: T5's q.k without 1/sqrt(head_dim)
   tie_embeddings: bool = True
+  rescale_logits: bool = False  # T5 v1.0: final states times d_model**-0.5 before the output
+  mlm_head: bool = True  # encoder only: BERT's masked-LM head; False: a bare encoder
+  pooler: bool = False  # encoder only: BERT's dense + tanh on the first ([CLS]) token
   init_std: float = 0.02
   dtype: str = 'float32'
 
@@ -57,6 +73,10 @@ class TransformerConfig:
     return self.d_ff or 4 * self.d_model
 
   @property
+  def decoder_layers(self) -> int:
+    return self.num_decoder_layers or self.num_layers
+
+  @property
   def compute_dtype(self) -> Any:
     return jnp.dtype(self.dtype)
 
@@ -66,6 +86,11 @@ class TransformerConfig:
     for name in ('vocab_size', 'd_model', 'num_heads', 'num_layers', 'max_len'):
       if getattr(self, name) <= 0:
         out.append(f'model.{name} must be positive, got {getattr(self, name)}')
+    for name in ('num_decoder_layers', 'position_offset', 'type_vocab_size'):
+      if getattr(self, name) < 0:
+        out.append(f'model.{name} must be >= 0, got {getattr(self, name)}')
+    if self.kind not in KINDS:
+      out.append(f'model.kind={self.kind!r} is not one of {KINDS}')
     if self.num_heads > 0 and not self.head_dim and self.d_model % self.num_heads:
       out.append(f'model.d_model={self.d_model} is not divisible by model.num_heads='
                  f'{self.num_heads}; change one or set model.head_dim')
@@ -80,6 +105,10 @@ class TransformerConfig:
       out.append(f'model.mlp={self.mlp!r} is not one of {tuple(layers.ACTIVATIONS)}')
     if self.positions == 'rope' and self.dim_per_head % 2:
       out.append(f'rotary positions need an even head dim, got {self.dim_per_head}')
+    if self.positions == 'relative' and self.relative_buckets < 4:
+      out.append(f'model.relative_buckets must be at least 4, got {self.relative_buckets}')
+    if self.kind != 'encoder' and (self.pooler or not self.mlm_head):
+      out.append(f'model.pooler and model.mlm_head belong to kind="encoder", not {self.kind!r}')
     if not 0.0 <= self.dropout < 1.0:
       out.append(f'model.dropout must be in [0, 1), got {self.dropout}')
     if self.dtype not in ('float32', 'bfloat16', 'float16'):
@@ -88,12 +117,15 @@ class TransformerConfig:
 
 
 class Block(nn.Module):
-  """Self-attention and MLP, each a residual branch, normalized before (pre) or after (post)."""
+  """Self-attention, cross-attention (``cross``) and MLP, each a residual branch normalized
+  before it (pre-norm) or after the residual sum (post-norm, BERT)."""
 
   cfg: TransformerConfig
+  cross: bool = False
 
   @nn.compact
-  def __call__(self, x, mask, positions, *, deterministic: bool, decode: bool = False):
+  def __call__(self, x, mask, positions, *, deterministic: bool, decode: bool = False,
+               position_bias=None, encoded=None, cross_mask=None):
     cfg = self.cfg
     dtype = cfg.compute_dtype
     # GPT-2's scaled init: each residual branch's output projection by 1/sqrt(2 * layers).
@@ -109,14 +141,117 @@ class Block(nn.Module):
         return x + dropped(norm(name)(x))
       return norm(name)(x + dropped(x))
 
-    attention = layers.Attention(
-        cfg.num_heads, cfg.kv_heads, cfg.dim_per_head, cfg.use_bias,
-        cfg.rope_theta if cfg.positions == 'rope' else None, out_std, cfg.init_std, dtype,
-        name='attention')
-    x = residual(lambda h: attention(h, h, mask, positions, decode=decode), 'attention_norm', x)
+    def attention(name, rope_theta, cross):
+      return layers.Attention(
+          cfg.num_heads, cfg.kv_heads, cfg.dim_per_head, cfg.use_bias, rope_theta, out_std,
+          cfg.init_std, dtype, cfg.scaled_attention, cross, name=name)
+
+    rope = cfg.rope_theta if cfg.positions == 'rope' else None
+    self_attention = attention('attention', rope, False)
+    x = residual(lambda h: self_attention(h, h, mask, positions, decode=decode,
+                                          position_bias=position_bias), 'attention_norm', x)
+    if self.cross:
+      cross_attention = attention('cross_attention', None, True)
+      x = residual(lambda h: cross_attention(h, encoded, cross_mask, positions, decode=decode),
+                   'cross_attention_norm', x)
     mlp = layers.Mlp(cfg.ff_dim, cfg.mlp, cfg.use_bias, cfg.init_std, out_std, dtype, name='mlp')
     x = residual(mlp, 'mlp_norm', x)
     return nn.with_logical_constraint(x, ('batch', 'length', 'embed'))
+
+
+class Stack(nn.Module):
+  """An encoder or a decoder over embedded tokens: position and token-type embeddings, blocks,
+  and the final norm of pre-norm models.
+
+  Masks come from segment ids (0 marks padding, so an unpacked row passes its attention mask):
+  a query attends keys of its own segment, before it when ``causal``. Cross-attention (a
+  decoder with ``cross``) attends the encoder's non-padding keys, of the query's segment when
+  both sides carry segment ids. T5's relative-bias table is one per stack, shared by its blocks.
+  """
+
+  cfg: TransformerConfig
+  num_layers: int
+  causal: bool
+  cross: bool = False
+
+  @nn.compact
+  def __call__(self, x: jax.Array, positions: jax.Array, segment_ids: jax.Array | None = None,
+               *, token_types: jax.Array | None = None, encoded: jax.Array | None = None,
+               encoder_segment_ids: jax.Array | None = None, deterministic: bool = True,
+               decode: bool = False) -> jax.Array:
+    cfg = self.cfg
+    dtype = cfg.compute_dtype
+    if cfg.type_vocab_size:
+      types = self.param('type_embedding', nn.with_logical_partitioning(
+          layers.normal(cfg.init_std), (None, 'embed')), (cfg.type_vocab_size, cfg.d_model),
+                         jnp.float32)
+      token_types = jnp.zeros_like(positions) if token_types is None else token_types
+      x = x + _lookup(types, token_types).astype(dtype)
+    if cfg.positions == 'learned':
+      table = self.param('pos_embedding', nn.with_logical_partitioning(
+          layers.normal(cfg.init_std), (None, 'embed')), (cfg.max_len, cfg.d_model), jnp.float32)
+      x = x + _lookup(table, positions + cfg.position_offset).astype(dtype)
+    elif cfg.positions == 'sinusoidal':
+      x = x + layers.sinusoidal_positions(positions, cfg.d_model).astype(dtype)
+    if cfg.embed_norm:
+      x = layers.make_norm(cfg.norm, cfg.norm_eps, cfg.use_bias, dtype, 'embed_norm')(x)
+    x = nn.Dropout(cfg.dropout)(x, deterministic=deterministic)
+    x = nn.with_logical_constraint(x, ('batch', 'length', 'embed'))
+
+    position_bias = None
+    if cfg.positions == 'relative':
+      table = self.param('relative_bias', nn.with_logical_partitioning(
+          layers.normal(cfg.init_std), (None, 'heads')), (cfg.relative_buckets, cfg.num_heads),
+                         jnp.float32)
+      position_bias = functools.partial(layers.relative_position_bias, table,
+                                        bidirectional=not self.causal,
+                                        max_distance=cfg.relative_max_distance)
+    mask = None
+    if not decode:  # in decode mode each self-attention layer masks against its own cache
+      mask = layers.attention_mask(None, None, self.causal, segment_ids, segment_ids,
+                                   positions, positions)
+    cross_mask = None
+    if self.cross:
+      encoder_valid = None if encoder_segment_ids is None else encoder_segment_ids != 0
+      cross_mask = layers.attention_mask(None, encoder_valid, False, segment_ids,
+                                         encoder_segment_ids)
+    for i in range(self.num_layers):
+      x = Block(cfg, self.cross, name=f'block_{i}')(
+          x, mask, positions, deterministic=deterministic, decode=decode,
+          position_bias=position_bias, encoded=encoded, cross_mask=cross_mask)
+    if cfg.pre_norm:
+      x = layers.make_norm(cfg.norm, cfg.norm_eps, cfg.use_bias, dtype, 'final_norm')(x)
+    return x
+
+
+def _lookup(table: jax.Array, ids: jax.Array) -> jax.Array:
+  """Rows of a small table, gathered from a replicated copy: a gather from an embed-sharded
+  table rematerializes all of it anyway (DESIGN pitfall 5)."""
+  return jnp.take(nn.with_logical_constraint(table, (None, None)), ids, axis=0)
+
+
+def default_positions(tokens: jax.Array, positions: jax.Array | None) -> jax.Array:
+  """``0..length-1`` in every row unless given (packed rows restart them per document)."""
+  if positions is None:
+    return jnp.broadcast_to(jnp.arange(tokens.shape[1]), tokens.shape)
+  return positions
+
+
+def make_lm_head(cfg: TransformerConfig, name: str | None) -> layers.Dense | None:
+  """The untied output projection; None when the token table is reused (tied)."""
+  if cfg.tie_embeddings:
+    return None
+  return layers.Dense((cfg.vocab_size,), ('embed',), ('vocab',), False,
+                      layers.normal(cfg.init_std), cfg.compute_dtype, name=name)
+
+
+def output_logits(cfg: TransformerConfig, x: jax.Array, embed: layers.Embed,
+                  lm_head: layers.Dense | None) -> jax.Array:
+  """Float32 logits from final states, through the tied table or ``lm_head``."""
+  if cfg.rescale_logits:
+    x = x * cfg.d_model ** -0.5
+  logits = embed.attend(x) if lm_head is None else lm_head(x)
+  return logits.astype(jnp.float32)
 
 
 class DecoderLM(nn.Module):
@@ -133,31 +268,9 @@ class DecoderLM(nn.Module):
                segment_ids: jax.Array | None = None, *, deterministic: bool = True,
                decode: bool = False) -> jax.Array:
     cfg = self.cfg
-    dtype = cfg.compute_dtype
-    if positions is None:
-      positions = jnp.broadcast_to(jnp.arange(tokens.shape[1]), tokens.shape)
-    embed = layers.Embed(cfg.vocab_size, cfg.d_model, cfg.init_std, dtype, name='embed')
-    x = embed(tokens)
-    if cfg.positions == 'learned':
-      table = self.param('pos_embedding',
-                         nn.with_logical_partitioning(layers.normal(cfg.init_std),
-                                                      (None, 'embed')),
-                         (cfg.max_len, cfg.d_model), jnp.float32)
-      x = x + jnp.take(table, positions, axis=0).astype(dtype)
-    elif cfg.positions == 'sinusoidal':
-      x = x + layers.sinusoidal_positions(positions, cfg.d_model).astype(dtype)
-    x = nn.Dropout(cfg.dropout)(x, deterministic=deterministic)
-    x = nn.with_logical_constraint(x, ('batch', 'length', 'embed'))
-
-    mask = None
-    if not decode:  # in decode mode each attention layer masks against its own cache
-      mask = layers.attention_mask(None, None, True, segment_ids, segment_ids,
-                                   positions, positions)
-    for i in range(cfg.num_layers):
-      x = Block(cfg, name=f'block_{i}')(x, mask, positions, deterministic=deterministic,
-                                        decode=decode)
-    x = layers.make_norm(cfg.norm, cfg.norm_eps, cfg.use_bias, dtype, 'final_norm')(x)
-    if cfg.tie_embeddings:
-      return embed.attend(x)
-    return layers.Dense((cfg.vocab_size,), ('embed',), ('vocab',), False,
-                        layers.normal(cfg.init_std), dtype, name='lm_head')(x).astype(jnp.float32)
+    positions = default_positions(tokens, positions)
+    embed = layers.Embed(cfg.vocab_size, cfg.d_model, cfg.init_std, cfg.compute_dtype,
+                         name='embed')
+    x = Stack(cfg, cfg.num_layers, causal=True, name='decoder')(
+        embed(tokens), positions, segment_ids, deterministic=deterministic, decode=decode)
+    return output_logits(cfg, x, embed, make_lm_head(cfg, 'lm_head'))

@@ -12,7 +12,7 @@ import json
 import os
 import sys
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import flax.linen as nn
 import jax
@@ -27,7 +27,8 @@ from tqdm.auto import tqdm
 from llm_jax import config as config_lib
 from llm_jax import fileio, objectives, parallel, tasks
 from llm_jax.data import pipeline, sources, tokenizers
-from llm_jax.models import DecoderLM, TransformerConfig
+from llm_jax import models
+from llm_jax.models import TransformerConfig
 from llm_jax.train import optim
 from llm_jax.train import state as state_lib
 from llm_jax.train.checkpoint import Checkpointer
@@ -121,18 +122,22 @@ class Setup:
   data_sharding: NamedSharding
 
 
-def build(config: ml_collections.ConfigDict, model_cfg: TransformerConfig) -> Setup:
-  """Builds model, optimizer, mesh and the jitted steps (shared by ``run`` and ``bench``)."""
+def build(config: ml_collections.ConfigDict, model_cfg: TransformerConfig,
+          special: Mapping[str, int] | None = None) -> Setup:
+  """Builds model, optimizer, mesh and the jitted steps (shared by ``run`` and ``bench``).
+
+  ``special`` is the tokenizer's special-token map, which objectives such as masked LM need.
+  """
   t = config.train
-  model = DecoderLM(model_cfg)
+  model = models.build(model_cfg)
   mesh = parallel.make_mesh(config.parallel)
   tx = optim.make(config.optim, t.steps)
-  sample = jnp.zeros((1, t.seq_len), jnp.int32)
+  sample = models.sample_inputs(model_cfg, 1, t.seq_len)
   abstract_state, state_shardings = state_lib.abstract(model, tx, sample, mesh)
   data_sharding = parallel.batch_sharding(mesh)
   replicated = NamedSharding(mesh, PartitionSpec())
   init_key, step_key, eval_key = jax.random.split(jax.random.key(config.seed), 3)
-  task = tasks.TASKS[config.objective]
+  task = tasks.bind(config.objective, model_cfg.vocab_size, special or {})
   step_fn = jax.jit(functools.partial(train_step, model=model, task=task, tx=tx, rng=step_key,
                                       microbatches=t.microbatches),
                     in_shardings=(state_shardings, data_sharding),
@@ -179,7 +184,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = Tru
     fileio.write_atomic(os.path.join(workdir, 'clean_report.json'),
                         json.dumps(data.clean_report, indent=1))
 
-  setup = build(config, model_cfg)
+  setup = build(config, model_cfg, data.tokenizer.special)
   checkpoints = Checkpointer(workdir, t.keep_checkpoints, t.async_checkpoints)
   resuming = checkpoints.latest_step() is not None
   record = {'step': 0, 'train_sums': None, 'data': None}

@@ -21,20 +21,21 @@ class TrainState:
   opt_state: Any
 
 
-def _boxed_init(model: nn.Module, tx: optax.GradientTransformation, sample_tokens: jax.Array,
+def _boxed_init(model: nn.Module, tx: optax.GradientTransformation, sample: tuple,
                 rng: jax.Array) -> TrainState:
-  params = model.init(rng, sample_tokens)['params']
+  params = model.init(rng, *sample)['params']
   return TrainState(jnp.array(0, jnp.int32), params, tx.init(params))
 
 
 def abstract(model: nn.Module, tx: optax.GradientTransformation,
-             sample_tokens: jax.Array, mesh: jax.sharding.Mesh) -> tuple[TrainState, Any]:
+             sample: tuple, mesh: jax.sharding.Mesh) -> tuple[TrainState, Any]:
   """The state's shapes and dtypes, each carrying its sharding, and the shardings alone.
 
+  ``sample`` holds the model's positional init arguments (``models.sample_inputs``).
   Nothing is allocated: this is what a restore targets (onto any mesh) and what ``create``
   compiles its output layout from.
   """
-  boxed = jax.eval_shape(functools.partial(_boxed_init, model, tx, sample_tokens),
+  boxed = jax.eval_shape(functools.partial(_boxed_init, model, tx, sample),
                          jax.random.key(0))
   state_shardings = parallel.shardings(boxed, mesh)
   shapes = jax.tree_util.tree_map(
@@ -44,14 +45,14 @@ def abstract(model: nn.Module, tx: optax.GradientTransformation,
 
 
 def create(model: nn.Module, tx: optax.GradientTransformation, rng: jax.Array,
-           sample_tokens: jax.Array, mesh: jax.sharding.Mesh) -> TrainState:
+           sample: tuple, mesh: jax.sharding.Mesh) -> TrainState:
   """Initializes params and optimizer state directly into their shardings.
 
   ``init`` runs under jit with the sharded layout as its output, so no full copy of the
   parameters ever lives on one device.
   """
-  _, state_shardings = abstract(model, tx, sample_tokens, mesh)
-  init = jax.jit(lambda key: parallel.unbox(_boxed_init(model, tx, sample_tokens, key)),
+  _, state_shardings = abstract(model, tx, sample, mesh)
+  init = jax.jit(lambda key: parallel.unbox(_boxed_init(model, tx, sample, key)),
                  out_shardings=state_shardings)
   with parallel.activate(mesh):
     return init(rng)

@@ -1,0 +1,32 @@
+"""LLaMA-style presets (Touvron et al. 2023), chosen by argument.
+
+  tiny   4 layers, 4 query and 2 key/value heads, 128 wide, SwiGLU 384 wide, context 256:
+         tests and CPU demos (vocabulary from the tokenizer).
+  100m   12 layers, 12 query and 4 key/value heads of 64, 768 wide, SwiGLU 2048 wide,
+         context 2048, vocabulary 32000, tied embeddings: 100,092,672 parameters, the count of
+         Hugging Face's LlamaForCausalLM of that config (tests/test_presets.py).
+
+  llm-jax train --config=configs/llama.py:tiny --workdir=runs/llama_tiny
+
+RMSNorm pre-norm, rotary positions (theta 10000), no biases, grouped-query attention.
+No baseline has been measured with these presets yet.
+"""
+
+from llm_jax.config import base
+
+
+def get_config(arg: str = 'tiny'):
+  config = base()
+  config.objective = 'causal_lm'
+  m = config.model
+  m.kind, m.norm, m.norm_eps, m.pre_norm = 'decoder', 'rmsnorm', 1e-6, True
+  m.positions, m.rope_theta, m.mlp, m.use_bias = 'rope', 10000.0, 'swiglu', False
+  if arg == 'tiny':
+    m.num_layers, m.num_heads, m.num_kv_heads, m.d_model, m.d_ff = 4, 4, 2, 128, 384
+    m.max_len, m.tie_embeddings = 256, False
+  elif arg == '100m':
+    m.vocab_size, m.num_layers, m.num_heads, m.num_kv_heads = 32000, 12, 12, 4
+    m.d_model, m.d_ff, m.max_len, m.tie_embeddings = 768, 2048, 2048, True
+  else:
+    raise ValueError(f'unknown variant {arg!r}: use "tiny" or "100m"')
+  return config

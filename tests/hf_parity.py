@@ -1,0 +1,38 @@
+"""Parity with Hugging Face: a small random ``transformers`` model is saved, converted in with
+``llm-jax convert --from-hf``, written back with ``--to-hf`` and reloaded by ``transformers``;
+logits are compared in float32 on random rows with padding, at the positions that are not
+padding (padding's own outputs are whatever each library makes of them)."""
+
+import numpy as np
+import torch
+
+from llm_jax.convert import cli, files
+
+LENGTHS = (10, 7, 4)  # three rows, right-padded to 10
+TOLERANCE = 1e-5
+
+
+def padded_batch(vocab_size: int, pad_id: int, seed: int = 0):
+  """Random ids (avoiding pad and the few lowest ids) and the attention mask."""
+  mask = np.array([[1] * n + [0] * (max(LENGTHS) - n) for n in LENGTHS])
+  ids = np.random.default_rng(seed).integers(3, vocab_size, mask.shape)
+  return np.where(mask == 1, ids, pad_id), mask
+
+
+def convert_both_ways(hf_model, tmp_path):
+  """(our config, our params, the model transformers loads back from ``--to-hf``)."""
+  hf_model.save_pretrained(tmp_path / 'hf')
+  cli.main(['--from-hf', str(tmp_path / 'hf'), '--out', str(tmp_path / 'ours')])
+  cfg, params, _ = files.read_imported(str(tmp_path / 'ours'))
+  cli.main(['--to-hf', str(tmp_path / 'ours'), '--out', str(tmp_path / 'back')])
+  return cfg, params, type(hf_model).from_pretrained(tmp_path / 'back').eval()
+
+
+def torch_logits(model, **inputs) -> np.ndarray:
+  with torch.no_grad():
+    return model(**{k: torch.from_numpy(np.asarray(v)) for k, v in inputs.items()}).logits.numpy()
+
+
+def assert_close(ours, theirs, mask) -> None:
+  diff = np.abs(np.asarray(ours) - theirs)[np.asarray(mask) == 1]
+  assert diff.max() <= TOLERANCE, f'max abs difference {diff.max():.3g} > {TOLERANCE}'

@@ -1,0 +1,108 @@
+"""Masked-LM corruption (BERT's 15%, 80/10/10) and its task on an encoder."""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from llm_jax import models, objectives, parallel, tasks
+from llm_jax.errors import UsageError
+from llm_jax.models import TransformerConfig
+
+PAD, CLS, SEP, MASK, VOCAB = 0, 1, 2, 3, 1000
+SPECIAL = {'pad': PAD, 'cls': CLS, 'sep': SEP, 'mask': MASK}
+
+
+def rows(batch=64, length=128, seed=0):
+  """[CLS] text [SEP] padding, text lengths varying per row."""
+  rng = np.random.default_rng(seed)
+  tokens = np.full((batch, length), PAD, np.int32)
+  for i, n in enumerate(rng.integers(length // 2, length - 1, batch)):
+    tokens[i, 0], tokens[i, 1:n + 1], tokens[i, n + 1] = CLS, rng.integers(4, VOCAB, n), SEP
+  return jnp.asarray(tokens)
+
+
+@jax.jit
+def draws(keys, tokens, word_starts=None):
+  mask = functools.partial(objectives.mask_tokens, vocab_size=VOCAB, mask_id=MASK,
+                           special_ids=(PAD, CLS, SEP, MASK), word_starts=word_starts)
+  return jax.vmap(lambda key: mask(key, tokens))(keys)
+
+
+def test_masking_proportions_hold_over_many_draws():
+  tokens = rows()
+  inputs, weights = draws(jax.random.split(jax.random.key(0), 20), tokens)
+  maskable = np.broadcast_to(np.asarray(tokens) > MASK, inputs.shape)
+  selected = np.asarray(weights) == 1
+  assert not selected[~maskable].any()  # special tokens and padding: never selected
+  np.testing.assert_array_equal(np.asarray(inputs)[~maskable],
+                                np.broadcast_to(tokens, inputs.shape)[~maskable])
+  assert abs(selected.sum() / maskable.sum() - 0.15) < 0.005
+  original = np.broadcast_to(tokens, inputs.shape)[selected]
+  chosen = np.asarray(inputs)[selected]
+  n = selected.sum()
+  assert abs((chosen == MASK).sum() / n - 0.8) < 0.01
+  assert abs((chosen == original).sum() / n - 0.1) < 0.01  # kept (or drawn as itself: 0.1%)
+  assert abs(((chosen != MASK) & (chosen != original)).sum() / n - 0.1) < 0.01
+  assert not np.array_equal(inputs[0], inputs[1])  # each key draws its own masking
+
+
+def test_whole_word_masking_selects_words_whole():
+  tokens = rows(batch=32)
+  rng = np.random.default_rng(1)
+  word_starts = (rng.random(tokens.shape) < 0.5) | (np.asarray(tokens) <= MASK)
+  word_starts[:, 0] = True
+  _, weights = draws(jax.random.split(jax.random.key(1), 10), tokens, word_starts)
+  word = np.cumsum(word_starts, axis=1)
+  maskable = np.asarray(tokens) > MASK
+  picked_words = 0
+  for w in weights:
+    for r in range(tokens.shape[0]):
+      for k in np.unique(word[r][maskable[r]]):
+        members = np.asarray(w[r])[(word[r] == k) & maskable[r]]
+        assert members.min() == members.max()  # a word is selected whole or not at all
+        picked_words += members[0]
+  words = sum(len(np.unique(word[r][maskable[r]])) for r in range(tokens.shape[0])) * 10
+  assert abs(picked_words / words - 0.15) < 0.01
+
+
+def test_loss_counts_selected_positions_only():
+  tokens = rows(batch=4, length=16)
+  inputs, weights = objectives.mask_tokens(jax.random.key(2), tokens, vocab_size=VOCAB,
+                                           mask_id=MASK, special_ids=(PAD, CLS, SEP, MASK),
+                                           rate=0.5)
+  logits = jax.random.normal(jax.random.key(3), tokens.shape + (VOCAB,))
+  loss, metrics = objectives.masked_lm(logits, tokens, weights)
+  noisy = jnp.where(weights[..., None] == 1, logits, 1e3 * logits)  # unselected: garbage
+  np.testing.assert_allclose(objectives.masked_lm(noisy, tokens, weights)[0], loss, rtol=1e-6)
+  assert float(metrics['tokens']) == float(weights.sum()) > 0
+
+
+@pytest.fixture(scope='module')
+def bert():
+  cfg = TransformerConfig(vocab_size=VOCAB, kind='encoder', d_model=32, num_heads=4,
+                          num_layers=1, max_len=16, pre_norm=False, type_vocab_size=2,
+                          embed_norm=True)
+  model = models.build(cfg)
+  return model, parallel.unbox(model.init(jax.random.key(0), *models.sample_inputs(cfg))['params'])
+
+
+def test_masked_lm_task_trains_an_encoder(bert):
+  model, params = bert
+  task = tasks.bind('masked_lm', VOCAB, SPECIAL)
+  tokens = rows(batch=4, length=16)
+  batch = {'inputs': tokens, 'segment_ids': (tokens != PAD).astype(jnp.int32)}
+  step = jax.jit(jax.value_and_grad(
+      lambda p, key: task(model, p, batch, key, train=True), has_aux=True))
+  (loss, metrics), grads = step(params, jax.random.key(4))
+  assert np.isfinite(loss) and float(metrics['tokens']) > 0
+  assert np.abs(grads['mlm_bias']).max() > 0
+  (again, _), _ = step(params, jax.random.key(4))
+  assert float(again) == float(loss)  # masking is a function of the key
+
+
+def test_bind_names_the_missing_special_token():
+  with pytest.raises(UsageError, match="needs the tokenizer's mask token"):
+    tasks.bind('masked_lm', VOCAB, {'pad': 0})
