@@ -28,6 +28,9 @@ def get_config(arg: str = 'tiny'):
   m.positions, m.type_vocab_size, m.mlp, m.use_bias = 'learned', 2, 'gelu', True
   m.tie_embeddings, m.mlm_head, m.pooler = True, True, False
   if arg == 'tiny':
+    t = config.train  # a CPU demo: about 6 epochs of PTB
+    t.batch_size, t.seq_len, t.steps, t.log_every = 32, 128, 1500, 50
+    t.eval_every, t.eval_batches, t.checkpoint_every, t.full_eval_batch_size = 500, 20, 500, 64
     m.num_layers, m.num_heads, m.d_model, m.max_len = 2, 2, 128, 128
   elif arg == 'base':
     m.vocab_size, m.num_layers, m.num_heads, m.d_model, m.max_len = 30522, 12, 12, 768, 512

@@ -6,7 +6,12 @@
          context 2048, vocabulary 32000, tied embeddings: 100,092,672 parameters, the count of
          Hugging Face's LlamaForCausalLM of that config (tests/test_presets.py).
 
+  7b     Llama-2-7B's shape: 32 layers, 32 heads of 128, 4096 wide, SwiGLU 11008 wide,
+         context 4096, vocabulary 32000, untied: 6,738,415,616 parameters; trained in bfloat16
+         with full remat, FSDP over every device (for `llm-jax plan`, not for this CPU).
+
   llm-jax train --config=configs/llama.py:tiny --workdir=runs/llama_tiny
+  llm-jax plan --config=configs/llama.py:7b --chips=256 --chip=tpu-v5p
 
 RMSNorm pre-norm, rotary positions (theta 10000), no biases, grouped-query attention.
 No baseline has been measured with these presets yet.
@@ -27,6 +32,12 @@ def get_config(arg: str = 'tiny'):
   elif arg == '100m':
     m.vocab_size, m.num_layers, m.num_heads, m.num_kv_heads = 32000, 12, 12, 4
     m.d_model, m.d_ff, m.max_len, m.tie_embeddings = 768, 2048, 2048, True
+  elif arg == '7b':
+    m.vocab_size, m.num_layers, m.num_heads, m.num_kv_heads = 32000, 32, 32, 32
+    m.d_model, m.d_ff, m.max_len, m.tie_embeddings, m.norm_eps = 4096, 11008, 4096, False, 1e-5
+    m.dtype, m.remat, m.scan_layers = 'bfloat16', 'full', True
+    config.parallel.data, config.parallel.fsdp = 1, -1
+    config.train.batch_size, config.train.seq_len = 1024, 4096
   else:
-    raise ValueError(f'unknown variant {arg!r}: use "tiny" or "100m"')
+    raise ValueError(f'unknown variant {arg!r}: use "tiny", "100m" or "7b"')
   return config

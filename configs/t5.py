@@ -29,6 +29,9 @@ def get_config(arg: str = 'tiny'):
   m.positions, m.relative_buckets, m.relative_max_distance = 'relative', 32, 128
   m.use_bias, m.scaled_attention, m.max_len = False, False, 512
   if arg == 'tiny':
+    t = config.train  # a CPU demo: about 6 epochs of PTB
+    t.batch_size, t.seq_len, t.steps, t.log_every = 32, 128, 1500, 50
+    t.eval_every, t.eval_batches, t.checkpoint_every, t.full_eval_batch_size = 500, 20, 500, 64
     m.num_layers, m.num_heads, m.head_dim, m.d_model, m.d_ff = 2, 4, 32, 128, 256
     m.mlp, m.tie_embeddings, m.rescale_logits = 'geglu', False, False
   elif arg in ('small', 'base'):

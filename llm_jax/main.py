@@ -1,4 +1,4 @@
-"""The ``llm-jax`` command: train, generate, tokenizer, convert, bench.
+"""The ``llm-jax`` command: train, generate, tokenizer, convert, plan, bench.
 
 Config overrides are ``--config.section.field=value`` arguments after ``--config=FILE[:ARG]``.
 Errors a user can fix (a config field, a missing file) print one line and exit with code 2.
@@ -74,6 +74,14 @@ def cmd_tokenizer_train(args, overrides) -> None:
         f'{sum(map(len, texts)):,} characters in {seconds:.1f} s; saved to {args.output}')
 
 
+def cmd_plan(args, overrides) -> None:
+  from llm_jax import plan
+  config = _load_config(args, overrides)
+  results = plan.run(config, args.chips, args.chip, args.mfu)
+  if args.json:
+    print(json.dumps(results))
+
+
 def cmd_convert(args, overrides) -> None:
   from llm_jax.convert import cli as convert_cli
   if overrides:
@@ -129,6 +137,16 @@ def parser() -> argparse.ArgumentParser:
   c = sub.add_parser('convert', help='Hugging Face checkpoints in (--from-hf) and out (--to-hf)')
   convert_cli.add_arguments(c)
   c.set_defaults(fn=cmd_convert)
+
+  pl = sub.add_parser('plan', help='parameters, FLOPs, memory per device and step time of a '
+                      'config on a chip count, without running it')
+  pl.add_argument('--config', required=True)
+  pl.add_argument('--chips', type=int, required=True)
+  pl.add_argument('--chip', required=True, help='tpu-v4, tpu-v5e, tpu-v5p, tpu-v6e, a100, '
+                  'h100, h200')
+  pl.add_argument('--mfu', type=float, default=0.5, help='the MFU to quote a step time at')
+  pl.add_argument('--json', action='store_true')
+  pl.set_defaults(fn=cmd_plan)
 
   b = sub.add_parser('bench', help='train-step speed and MFU, beside Hugging Face PyTorch')
   b.add_argument('--config', required=True)

@@ -28,6 +28,7 @@ RULES = (
     ('heads', 'tensor'),
     ('kv', None),
     ('mlp', 'tensor'),
+    ('layers', None),  # the stacked axis of scanned blocks
 )
 
 

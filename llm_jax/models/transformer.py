@@ -23,6 +23,8 @@ from llm_jax.models import layers
 KINDS = ('decoder', 'encoder', 'encoder_decoder')
 NORMS = ('layernorm', 'rmsnorm')
 POSITIONS = ('learned', 'sinusoidal', 'rope', 'relative', 'none')
+# remat policy -> what jax.checkpoint saves (None: everything is recomputed from the input)
+REMAT_POLICIES = {'full': None, 'save_dots': jax.checkpoint_policies.dots_saveable}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,6 +61,8 @@ class TransformerConfig:
   pooler: bool = False  # encoder only: BERT's dense + tanh on the first ([CLS]) token
   init_std: float = 0.02
   dtype: str = 'float32'
+  remat: str = 'none'  # activations kept for the backward pass: none | full | save_dots
+  scan_layers: bool = False  # one nn.scan over stacked blocks: compile time flat in depth
 
   @property
   def kv_heads(self) -> int:
@@ -89,6 +93,8 @@ class TransformerConfig:
     for name in ('num_decoder_layers', 'position_offset', 'type_vocab_size'):
       if getattr(self, name) < 0:
         out.append(f'model.{name} must be >= 0, got {getattr(self, name)}')
+    if self.remat not in ('none',) + tuple(REMAT_POLICIES):
+      out.append(f'model.remat={self.remat!r} is not one of none, full, save_dots')
     if self.kind not in KINDS:
       out.append(f'model.kind={self.kind!r} is not one of {KINDS}')
     if self.num_heads > 0 and not self.head_dim and self.d_model % self.num_heads:
@@ -118,14 +124,20 @@ class TransformerConfig:
 
 class Block(nn.Module):
   """Self-attention, cross-attention (``cross``) and MLP, each a residual branch normalized
-  before it (pre-norm) or after the residual sum (post-norm, BERT)."""
+  before it (pre-norm) or after the residual sum (post-norm, BERT).
+
+  Arguments are positional with the two Python flags last, so that ``nn.remat`` and
+  ``nn.scan`` can mark them static; T5's relative-bias table arrives as an array and the
+  block builds its lookup (``causal`` decides whether the buckets are bidirectional).
+  """
 
   cfg: TransformerConfig
   cross: bool = False
+  causal: bool = True
 
   @nn.compact
-  def __call__(self, x, mask, positions, *, deterministic: bool, decode: bool = False,
-               position_bias=None, encoded=None, cross_mask=None):
+  def __call__(self, x, mask, positions, bias_table, encoded, cross_mask, deterministic: bool,
+               decode: bool = False):
     cfg = self.cfg
     dtype = cfg.compute_dtype
     # GPT-2's scaled init: each residual branch's output projection by 1/sqrt(2 * layers).
@@ -147,6 +159,9 @@ class Block(nn.Module):
           cfg.init_std, dtype, cfg.scaled_attention, cross, name=name)
 
     rope = cfg.rope_theta if cfg.positions == 'rope' else None
+    position_bias = None if bias_table is None else functools.partial(
+        layers.relative_position_bias, bias_table, bidirectional=not self.causal,
+        max_distance=cfg.relative_max_distance)
     self_attention = attention('attention', rope, False)
     x = residual(lambda h: self_attention(h, h, mask, positions, decode=decode,
                                           position_bias=position_bias), 'attention_norm', x)
@@ -157,6 +172,28 @@ class Block(nn.Module):
     mlp = layers.Mlp(cfg.ff_dim, cfg.mlp, cfg.use_bias, cfg.init_std, out_std, dtype, name='mlp')
     x = residual(mlp, 'mlp_norm', x)
     return nn.with_logical_constraint(x, ('batch', 'length', 'embed'))
+
+
+class _ScannedBlock(nn.Module):
+  """A block as an ``nn.scan`` body: the residual stream is the carry."""
+
+  cfg: TransformerConfig
+  cross: bool
+  causal: bool
+
+  @nn.compact
+  def __call__(self, x, mask, positions, bias_table, encoded, cross_mask, deterministic, decode):
+    block = _remat(self.cfg)(self.cfg, self.cross, self.causal, name='block')
+    return block(x, mask, positions, bias_table, encoded, cross_mask, deterministic, decode), None
+
+
+def _remat(cfg: TransformerConfig):
+  """Block, or Block under ``nn.remat`` with the configured policy (flags static)."""
+  if cfg.remat == 'none':
+    return Block
+  # flax counts ``self`` as argument 0 (and mishandles negative indices): the flags are 7, 8
+  return nn.remat(Block, policy=REMAT_POLICIES[cfg.remat], static_argnums=(7, 8),
+                  prevent_cse=not cfg.scan_layers)
 
 
 class Stack(nn.Module):
@@ -198,14 +235,11 @@ class Stack(nn.Module):
     x = nn.Dropout(cfg.dropout)(x, deterministic=deterministic)
     x = nn.with_logical_constraint(x, ('batch', 'length', 'embed'))
 
-    position_bias = None
+    bias_table = None
     if cfg.positions == 'relative':
-      table = self.param('relative_bias', nn.with_logical_partitioning(
+      bias_table = self.param('relative_bias', nn.with_logical_partitioning(
           layers.normal(cfg.init_std), (None, 'heads')), (cfg.relative_buckets, cfg.num_heads),
-                         jnp.float32)
-      position_bias = functools.partial(layers.relative_position_bias, table,
-                                        bidirectional=not self.causal,
-                                        max_distance=cfg.relative_max_distance)
+                              jnp.float32)
     mask = None
     if not decode:  # in decode mode each self-attention layer masks against its own cache
       mask = layers.attention_mask(None, None, self.causal, segment_ids, segment_ids,
@@ -215,10 +249,16 @@ class Stack(nn.Module):
       encoder_valid = None if encoder_segment_ids is None else encoder_segment_ids != 0
       cross_mask = layers.attention_mask(None, encoder_valid, False, segment_ids,
                                          encoder_segment_ids)
-    for i in range(self.num_layers):
-      x = Block(cfg, self.cross, name=f'block_{i}')(
-          x, mask, positions, deterministic=deterministic, decode=decode,
-          position_bias=position_bias, encoded=encoded, cross_mask=cross_mask)
+    args = (mask, positions, bias_table, encoded, cross_mask, deterministic, decode)
+    if cfg.scan_layers:
+      blocks = nn.scan(_ScannedBlock, variable_axes={'params': 0, 'cache': 0},
+                       split_rngs={'params': True, 'dropout': True},
+                       in_axes=(nn.broadcast,) * len(args), length=self.num_layers,
+                       metadata_params={nn.PARTITION_NAME: 'layers'})
+      x, _ = blocks(cfg, self.cross, self.causal, name='blocks')(x, *args)
+    else:
+      for i in range(self.num_layers):
+        x = _remat(cfg)(cfg, self.cross, self.causal, name=f'block_{i}')(x, *args)
     if cfg.pre_norm:
       x = layers.make_norm(cfg.norm, cfg.norm_eps, cfg.use_bias, dtype, 'final_norm')(x)
     return x
