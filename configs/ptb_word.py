@@ -8,7 +8,10 @@ counting <eos>, over every word of the validation and test files.
   llm-jax train --config=configs/ptb_word.py --workdir=runs/ptb_word \
       --config.data.data_dir=../shared/data
 
-  Measured: (filled in below)
+  Measured on the 2-core Zen 4 CPU, sharing it with other jobs (17.5 min wall, 600 steps =
+  1.2M tokens, 1.3 epochs): validation perplexity 227.96 over its 73,760 words, test perplexity
+  214.87 over 82,430 words (<eos> counted). A small model trained briefly: the literature's
+  2-layer LSTMs reach 82-115 after 13-40 epochs (Zaremba et al. 2014).
 """
 
 from llm_jax.config import base

@@ -12,7 +12,13 @@
 
 RMSNorm pre-norm blocks without biases, unscaled attention (the query's init carries the
 1/sqrt(head_dim)), one relative-position bias table per stack (32 buckets up to distance 128).
-No baseline has been measured with these presets yet.
+Measured, tiny on Penn Treebank (raw rows of 141 tokens corrupted to 128 inputs, 15% noise
+in spans of mean length 3; an 8000-piece BPE vocabulary plus 100 sentinels; 1500 steps of 32):
+
+  llm-jax train --config=configs/t5.py:tiny --workdir=runs/t5_tiny --config.data.data_dir=../shared/data
+
+target loss 4.09 on validation (token accuracy 35.9% over 20,049 target tokens), 3.99 on
+test; 8.4 min on the 2-core CPU.
 """
 
 from llm_jax.config import base

@@ -15,10 +15,11 @@ from typing import Sequence
 
 import ml_collections
 
-from llm_jax.data import pipeline
+from llm_jax.data import pipeline, sources
 from llm_jax.errors import UsageError
 from llm_jax.models.transformer import TransformerConfig
 from llm_jax.tasks import TASKS
+from llm_jax.train import freeze
 
 
 class ConfigError(UsageError):
@@ -86,6 +87,19 @@ def base() -> ml_collections.ConfigDict:
   c.optim.eps = 1e-8
   c.optim.weight_decay = 0.1
   c.optim.clip_norm = 1.0  # 0: no clipping
+
+  c.finetune = ml_collections.ConfigDict()  # objective='classification' only
+  c.finetune.pretrained = ''  # a workdir of llm-jax train, or a convert --from-hf directory
+  c.finetune.num_labels = 0  # 0: the label vocabulary's size (1 when data.regression)
+  c.finetune.pooling = 'cls'  # cls | mean | last (decoders: last or mean)
+  c.finetune.head_dropout = 0.1
+  c.finetune.pooler = 'auto'  # auto: BERT's pooler where the body has one and pooling is cls
+  c.finetune.freeze = 'all'  # all | head | top_k_layers:N | bitfit | embeddings_frozen | lora | regex:P
+  c.finetune.layer_decay = 1.0  # layer-wise learning-rate decay in (0, 1]; 1: none
+  c.finetune.lora_rank = 0  # 0: no LoRA
+  c.finetune.lora_alpha = 16.0
+  c.finetune.lora_dropout = 0.0
+  c.finetune.lora_targets = ('attention/(query|value)$',)
 
   c.parallel = ml_collections.ConfigDict()
   c.parallel.data = -1  # -1: every device not used by the other axes
@@ -202,6 +216,13 @@ def validate(config: ml_collections.ConfigDict) -> None:
     if config.parallel[name] == 0 or config.parallel[name] < -1:
       problems.append(f'parallel.{name} must be a positive size or -1, got '
                       f'{config.parallel[name]}')
+  if config.objective == 'classification':
+    problems += freeze.errors(config.finetune.freeze, config.finetune.layer_decay)
+    named = sources.NAMED.get(config.data.corpus, {})
+    if named.get('format', config.data.format) == 'text' and \
+        not config.data.corpus.startswith('tfds:'):
+      problems.append('objective="classification" needs labelled data: data.format tsv, csv or '
+                      'jsonl, or a labelled named corpus (sst2, sentiment)')
   if config.objective not in TASKS:
     problems.append(f'objective={config.objective!r} is not one of {tuple(TASKS)}')
   if problems:

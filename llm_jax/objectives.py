@@ -39,6 +39,48 @@ def causal_lm(logits: jax.Array, targets: jax.Array,
   return nll_sum / jnp.maximum(tokens, 1.0), metrics
 
 
+def classification(logits: jax.Array, labels: jax.Array,
+                   weights: jax.Array | None = None) -> tuple[jax.Array, dict[str, jax.Array]]:
+  """Softmax cross-entropy over ``logits[batch, classes]``, or with one output the squared
+  error of a regression, in float32, averaged over the examples ``weights`` keeps.
+
+  Args:
+    logits: ``[batch, num_labels]``; ``num_labels == 1`` is regression.
+    labels: ``[batch]`` class ids, or target values for regression.
+    weights: ``[batch]``, 0 on the padding rows of a last partial batch; all ones if None.
+      A padding row's label is ignored, so it may hold anything (-1, NaN).
+
+  Returns:
+    The mean loss, and metrics ``nll_sum`` (the summed loss), ``correct_sum`` (0 for
+    regression) and ``tokens`` (the examples counted), as ``causal_lm`` sums them.
+  """
+  if weights is None:
+    weights = jnp.ones(labels.shape, jnp.float32)
+  weights = weights.astype(jnp.float32)
+  # a NaN label on a padding row would poison the gradient even with weight 0
+  labels = jnp.where(weights > 0, labels, jnp.zeros_like(labels))
+  logits = logits.astype(jnp.float32)
+  if logits.shape[-1] == 1:
+    loss = jnp.square(logits[:, 0] - labels.astype(jnp.float32))
+    correct = jnp.zeros_like(loss)
+  else:
+    loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+    correct = (jnp.argmax(logits, axis=-1) == labels).astype(jnp.float32)
+  examples = weights.sum()
+  nll_sum = (loss * weights).sum()
+  metrics = {'nll_sum': nll_sum, 'correct_sum': (correct * weights).sum(), 'tokens': examples}
+  return nll_sum / jnp.maximum(examples, 1.0), metrics
+
+
+def predictions(logits: jax.Array) -> jax.Array:
+  """What a classifier predicts: class probabilities ``[batch, classes]`` (the scores
+  ``metrics.Classification`` ranks), or with one output the regression values ``[batch]``."""
+  logits = logits.astype(jnp.float32)
+  if logits.shape[-1] == 1:
+    return logits[:, 0]
+  return jax.nn.softmax(logits, axis=-1)
+
+
 def summarize(sums: dict[str, jax.Array]) -> dict[str, float]:
   """Turns summed metrics into means: loss, accuracy and perplexity per counted token."""
   tokens = max(float(sums['tokens']), 1.0)

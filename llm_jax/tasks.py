@@ -66,8 +66,27 @@ def span_corruption(model: nn.Module, params, batch: dict[str, jax.Array], rng: 
   return objectives.causal_lm(logits, targets, target_segments)
 
 
+def classifier_logits(model: nn.Module, params, batch: dict[str, jax.Array],
+                      rng: jax.Array | None = None, train: bool = False) -> jax.Array:
+  """A ``SequenceClassifier``'s logits for ``batch['inputs']`` (``[batch, length]``) with its
+  ``attention_mask`` (0 on padding); ``token_types`` and ``positions`` are optional. Eval and
+  predict turn them into loss sums and probabilities from one forward pass."""
+  return model.apply({'params': params}, batch['inputs'], batch.get('positions'),
+                     batch['attention_mask'], token_types=batch.get('token_types'),
+                     deterministic=not train, rngs={'dropout': rng} if train else {})
+
+
+def classification(model: nn.Module, params, batch: dict[str, jax.Array], rng: jax.Array,
+                   train: bool):
+  """Sequence classification (or regression, one output): ``batch['labels']`` ``[batch]``,
+  and ``example_mask`` (0 on the padding rows of a last partial batch) if any."""
+  logits = classifier_logits(model, params, batch, rng, train)
+  return objectives.classification(logits, batch['labels'], batch.get('example_mask'))
+
+
 TASKS: dict[str, Task] = {'causal_lm': causal_lm, 'masked_lm': masked_lm,
-                          'span_corruption': span_corruption}
+                          'span_corruption': span_corruption,
+                          'classification': classification}
 
 
 def bind(name: str, vocab_size: int, special: Mapping[str, int]) -> Task:

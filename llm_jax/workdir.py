@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 
 import flax.linen as nn
@@ -10,10 +11,8 @@ import jax
 import ml_collections
 
 from llm_jax import config as config_lib
-from llm_jax import models, parallel
 from llm_jax.data import tokenizers
-from llm_jax.train import optim
-from llm_jax.train import state as state_lib
+from llm_jax.errors import UsageError
 from llm_jax.train.checkpoint import Checkpointer
 
 
@@ -24,10 +23,17 @@ class Trained:
   model: nn.Module
   params: dict
   step: int
+  label_names: tuple[str, ...] = ()
 
 
 def load(workdir: str) -> Trained:
-  """The latest checkpoint of ``workdir`` with what is needed to use it."""
+  """The latest checkpoint of ``workdir`` with what is needed to use it.
+
+  The model and optimizer are rebuilt exactly as the run built them (a classifier's frozen
+  leaves hold no optimizer state, so the restore target depends on the freeze spec), on a
+  data-parallel mesh of the devices at hand, whatever mesh the run trained on.
+  """
+  from llm_jax.train import loop  # late: the training package imports this module's users
   config_path = os.path.join(workdir, 'config.json')
   if not os.path.exists(config_path):
     raise FileNotFoundError(f'{workdir} has no config.json: is it a workdir of llm-jax train?')
@@ -37,13 +43,34 @@ def load(workdir: str) -> Trained:
   checkpoints = Checkpointer(workdir, use_async=False)
   if checkpoints.latest_step() is None:
     raise FileNotFoundError(f'{workdir} holds no checkpoint yet')
+  label_names = _label_names(workdir)
+  config.unlock()
+  config.parallel = ml_collections.ConfigDict({'data': -1, 'fsdp': 1, 'tensor': 1})
+  config.lock()
   model_cfg = config_lib.model_config(config, tokenizer.vocab_size)
-  model = models.build(model_cfg)
-  # whatever mesh it was trained on, serve it data-parallel on the devices at hand
-  mesh = parallel.make_mesh(ml_collections.ConfigDict({'data': -1, 'fsdp': 1, 'tensor': 1}))
-  tx = optim.make(config.optim, config.train.steps)
-  abstract, _ = state_lib.abstract(
-      model, tx, models.sample_inputs(model_cfg, 1, config.train.seq_len), mesh)
-  state, record = checkpoints.restore(abstract)
+  setup = loop.build(config, model_cfg, tokenizer.special,
+                     loop.label_count(config, label_names))
+  state, record = checkpoints.restore(setup.abstract_state)
   checkpoints.close()
-  return Trained(config, tokenizer, model, jax.device_get(state.params), record['step'])
+  return Trained(config, tokenizer, setup.model, jax.device_get(state.params), record['step'],
+                 label_names)
+
+
+def _label_names(workdir: str) -> tuple[str, ...]:
+  path = os.path.join(workdir, 'labels.json')
+  if not os.path.exists(path):
+    return ()
+  with open(path) as f:
+    return tuple(json.load(f))
+
+
+def pretrained_params(path: str) -> dict:
+  """The parameters to start a finetune from: a workdir of ``llm-jax train`` (its latest
+  checkpoint) or a directory written by ``llm-jax convert --from-hf``."""
+  from llm_jax.convert import files
+  if os.path.exists(os.path.join(path, 'model_config.json')):
+    return files.read_imported(path)[1]
+  if os.path.exists(os.path.join(path, 'config.json')):
+    return load(path).params
+  raise UsageError(f'finetune.pretrained={path} is neither a workdir of llm-jax train nor a '
+                   'directory of llm-jax convert --from-hf')

@@ -10,6 +10,8 @@ checkpoint, so a resumed run sees exactly the batches the uninterrupted run woul
 * ``packed``: documents shuffled per epoch, framed for the objective, packed into rows by
   grain's concat-then-split with segment ids and per-document positions. Each process
   reads only its own documents.
+* ``classification``: labelled texts, shuffled per epoch and bucketed by length, padded and
+  truncated with attention masks; each process builds its rows of every global batch.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any, Callable, Iterator
 import grain
 import numpy as np
 
-from llm_jax.data import lm
+from llm_jax.data import batching, lm
 from llm_jax.data.sources import text_of
 from llm_jax.data.tokenizers import Tokenizer
 
@@ -90,3 +92,44 @@ class Resumable:
 
   def state(self) -> dict[str, Any]:
     return self.iterator.get_state()
+
+
+def classification(token_lists: list[np.ndarray], labels: np.ndarray, batch_size: int,
+                   max_len: int, special: dict[str, int], seed: int, *, train: bool = True,
+                   bucket: bool = True, process_index: int = 0,
+                   process_count: int = 1) -> grain.MapDataset:
+  """Padded ``[CLS] text [SEP]`` batches with attention masks, labels and example masks.
+
+  Training batches follow a per-epoch permutation fixed by ``(seed, epoch)``, bucketed by
+  length within windows of 50 batches (padding shrinks, and each batch pads only to the next
+  multiple of 16, so a run compiles a handful of shapes). Evaluation is one ordered pass
+  whose last batch is padded with ``example_mask`` 0. Batch ``i`` is a pure function of
+  ``i``; each process builds its rows of every global batch.
+  """
+  n = len(token_lists)
+  lengths = np.array([min(len(t) + 2, max_len) for t in token_lists])
+  per_epoch = n // batch_size if train else -(-n // batch_size)
+  local = batch_size // process_count
+
+  @functools.lru_cache(maxsize=2)
+  def epoch_order(epoch: int) -> np.ndarray:
+    if not train:
+      return np.arange(n)
+    rng = np.random.default_rng([seed, epoch])
+    order = rng.permutation(n)
+    return batching.bucketed_order(lengths, order, batch_size, 50, rng) if bucket else order
+
+  def make(index: int) -> dict[str, np.ndarray]:
+    epoch, i = divmod(index, per_epoch)
+    rows = epoch_order(epoch)[i * batch_size:(i + 1) * batch_size]
+    rows = rows[process_index * local:(process_index + 1) * local] if train else rows
+    width = batching.bucket_length(int(lengths[rows].max()), max_len) if bucket else max_len
+    pad = (local if train else batch_size) - len(rows)  # the last eval batch is short
+    texts = [token_lists[r] for r in rows] + [np.zeros(0, np.int32)] * pad
+    batch = batching.pad_classification(texts, max_len, special.get('pad', 0),
+                                        special.get('cls'), special.get('sep'), length=width)
+    batch['labels'] = np.pad(labels[rows], (0, pad))
+    batch['example_mask'] = np.pad(np.ones(len(rows), np.float32), (0, pad))
+    return batch
+
+  return grain.MapDataset.range(1 << 40 if train else per_epoch).map(make)

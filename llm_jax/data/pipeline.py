@@ -117,6 +117,51 @@ def lm_data(config: ml_collections.ConfigDict, tokenizer: tokenizers.Tokenizer |
   return LMData(tokenizer, train, estimate, full, prepared.report)
 
 
+@dataclasses.dataclass
+class LabelledData:
+  """What a classification run consumes: the LMData interface (train iterator, quick and
+  whole-split evaluations) plus the label names."""
+
+  tokenizer: tokenizers.Tokenizer
+  train: Callable[[dict[str, Any] | None], loader.Resumable]
+  estimate: Callable[[int], Batches]
+  full: dict[str, Callable[[], Batches]]
+  clean_report: dict
+  label_names: tuple[str, ...]
+
+
+def labelled_data(config: ml_collections.ConfigDict, tokenizer: tokenizers.Tokenizer | None = None,
+                  process_index: int = 0, process_count: int = 1) -> LabelledData:
+  data, t, seed = config.data, config.train, config.seed
+  prepared = sources.prepare(data)
+  tokenizer = tokenizer or build_tokenizer(data, prepared)
+  encoded = {}
+  for split, source in prepared.splits.items():
+    records = [source[i] for i in range(len(source))]
+    encoded[split] = (tokenizer.encode_batch([sources.text_of(r, data.text_field)
+                                              for r in records]),
+                      np.array([r['label'] for r in records]))
+  if 'validation' not in encoded:
+    raise UsageError(f'{data.corpus} has no validation split: set data.val_fraction or '
+                     'data.files.validation')
+
+  def batches(split, train, batch_size):
+    tokens, labels = encoded[split]
+    return loader.classification(tokens, labels, batch_size, t.seq_len, tokenizer.special, seed,
+                                 train=train, process_index=process_index if train else 0,
+                                 process_count=process_count if train else 1)
+
+  def train(state):
+    return loader.Resumable(batches('train', True, t.batch_size), state)
+
+  def estimate(step):
+    return itertools.islice(iter(batches('validation', False, t.batch_size)), t.eval_batches)
+
+  full = {split: (lambda s=split: iter(batches(s, False, t.full_eval_batch_size)))
+          for split in ('validation', 'test') if split in encoded}
+  return LabelledData(tokenizer, train, estimate, full, prepared.report, prepared.label_names)
+
+
 def packing(config: ml_collections.ConfigDict, tokenizer: tokenizers.Tokenizer):
   """How the objective frames a document, the packed row lengths, and the batch it reads.
 

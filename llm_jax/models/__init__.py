@@ -5,8 +5,12 @@ from __future__ import annotations
 import flax.linen as nn
 import jax.numpy as jnp
 
+from llm_jax.errors import UsageError
+from llm_jax.models import heads
 from llm_jax.models.encoder import EncoderLM
 from llm_jax.models.encoder_decoder import EncoderDecoderLM
+from llm_jax.models.heads import SequenceClassifier, check_pretrained, load_pretrained
+from llm_jax.models.lora import LoraConfig
 from llm_jax.models.transformer import DecoderLM, TransformerConfig
 
 MODELS = {'decoder': DecoderLM, 'encoder': EncoderLM, 'encoder_decoder': EncoderDecoderLM}
@@ -17,6 +21,23 @@ def build(cfg: TransformerConfig) -> nn.Module:
   return MODELS[cfg.kind](cfg)
 
 
+def build_classifier(cfg: TransformerConfig, num_labels: int, *, pooling: str = 'cls',
+                     head_dropout: float = 0.1, use_pooler: bool | None = None,
+                     lora: LoraConfig | None = None) -> SequenceClassifier:
+  """A classifier (``num_labels=1``: regression) on the body ``cfg`` describes.
+
+  ``use_pooler=None`` uses BERT's pooler where the body has one (``cfg.pooler``) and pools
+  [CLS], as Hugging Face's ``BertForSequenceClassification`` does.
+  """
+  if use_pooler is None:
+    use_pooler = cfg.pooler and cfg.kind == 'encoder' and pooling == 'cls'
+  problems = heads.errors(cfg, num_labels, pooling, use_pooler, head_dropout)
+  problems += lora.errors() if lora is not None else []
+  if problems:
+    raise UsageError(problems[0])
+  return SequenceClassifier(cfg, num_labels, pooling, head_dropout, use_pooler, lora)
+
+
 def sample_inputs(cfg: TransformerConfig, batch: int = 1, length: int = 8) -> tuple:
   """Positional arguments for ``build(cfg).init``: token ids (twice for encoder-decoders, one
   row of inputs and one of decoder tokens). No parameter's shape depends on ``length``."""
@@ -24,5 +45,6 @@ def sample_inputs(cfg: TransformerConfig, batch: int = 1, length: int = 8) -> tu
   return (tokens, tokens) if cfg.kind == 'encoder_decoder' else (tokens,)
 
 
-__all__ = ['DecoderLM', 'EncoderDecoderLM', 'EncoderLM', 'TransformerConfig', 'build',
+__all__ = ['DecoderLM', 'EncoderDecoderLM', 'EncoderLM', 'LoraConfig', 'SequenceClassifier',
+           'TransformerConfig', 'build', 'build_classifier', 'check_pretrained', 'load_pretrained',
            'sample_inputs']

@@ -15,6 +15,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from llm_jax.models import lora
+
 Initializer = Callable[..., jax.Array]
 
 
@@ -27,7 +29,8 @@ class Dense(nn.Module):
 
   Matmuls accumulate in float32 whatever ``dtype`` computes in: on CPUs with bf16 units a
   plain bf16 dot is slower than f32, and only ``preferred_element_type=float32`` wins
-  (DESIGN pitfall 6); on accelerators it is also what keeps bf16 training stable.
+  (DESIGN pitfall 6); on accelerators it is also what keeps bf16 training stable. Inside a
+  model that enables LoRA on this module's path, a low-rank adapter is added (``lora.py``).
   """
 
   features: tuple[int, ...]
@@ -53,6 +56,11 @@ class Dense(nn.Module):
           'bias', nn.with_logical_partitioning(nn.initializers.zeros, self.out_axes),
           tuple(self.features), jnp.float32)
       y = y + bias
+    adapted = lora.active(self.path)
+    if adapted is not None:
+      config, deterministic = adapted
+      y = y + lora.Adapter(config, tuple(self.features), self.in_axes, self.out_axes,
+                           deterministic, self.dtype, name=lora.ADAPTER)(x)
     return y.astype(self.dtype)
 
 

