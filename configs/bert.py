@@ -11,8 +11,15 @@
 Post-norm blocks, LayerNorm eps 1e-12, learned positions and two token types summed and
 normalized, exact-GELU MLP of 4x width, the masked-LM head on the tied table. No pooler: MLM
 alone never trains it (BERT's comes from next-sentence prediction); a classification
-finetune sets model.pooler=True or pools the hidden states. No baseline has been measured
-with these presets yet.
+finetune sets model.pooler=True or pools the hidden states.
+
+The tiny preset's demo, on Penn Treebank (its lines packed into rows of 128, an 8000-piece
+BPE vocabulary trained on the training split; 1500 steps of 32 rows, about 5 epochs):
+
+  llm-jax train --config=configs/bert.py:tiny --workdir=runs/bert_tiny --config.data.data_dir=../shared/data
+
+reaches masked-token accuracy 38.1% on validation (loss 4.21 over its 14,600 masked tokens)
+and 41.2% on test, in 13 min on the 2-core CPU while another job shared it.
 """
 
 from llm_jax.config import base

@@ -14,7 +14,7 @@
   llm-jax plan --config=configs/llama.py:7b --chips=256 --chip=tpu-v5p
 
 RMSNorm pre-norm, rotary positions (theta 10000), no biases, grouped-query attention.
-No baseline has been measured with these presets yet.
+The tiny preset is a test and CPU-demo size; no baseline run is recorded for these presets.
 """
 
 from llm_jax.config import base
