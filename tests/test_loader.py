@@ -140,3 +140,17 @@ def test_classification_padding_truncation_and_buckets():
   assert sorted(order.tolist()) == list(range(8))
   pairs = [sorted(lengths[order[i:i + 2]]) for i in range(0, 8, 2)]
   assert sorted(pairs) == [[1, 2], [3, 4], [28, 29], [30, 31]]
+
+
+def test_worker_processes_resume_exactly(word_tok):
+  def dataset():
+    return lm_packed(word_tok, 8, 2, seed=3, workers=2)
+  straight = loader.Resumable(dataset())
+  expected = [next(straight) for _ in range(8)]
+  first = loader.Resumable(dataset())
+  for _ in range(3):
+    next(first)
+  resumed = loader.Resumable(dataset(), first.state())
+  for want in expected[3:]:
+    got = next(resumed)
+    np.testing.assert_array_equal(got['inputs'], want['inputs'])

@@ -58,6 +58,9 @@ def packed(source, frame: Callable[[dict], dict[str, np.ndarray]], lengths: dict
   pad = functools.partial(grain.experimental.batch_and_pad, batch_size=local_batch)
   rows = rows.batch(local_batch, batch_fn=None if train else pad).map(finish)
   if workers:
+    from absl import flags  # grain's workers read absl flags, which a library never parses
+    if not flags.FLAGS.is_parsed():
+      flags.FLAGS.mark_as_parsed()
     rows = rows.mp_prefetch(grain.MultiprocessingOptions(num_workers=workers))
   return rows
 

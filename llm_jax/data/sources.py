@@ -273,6 +273,17 @@ def _builder_class():
     def __init__(self, *, spec: Spec, splits, label_names, **kwargs):
       self._spec, self._splits, self._label_names = spec, splits, label_names
       super().__init__(**kwargs)
+      self._original_state.update(file_format=kwargs.get('file_format'))
+
+    def __getstate__(self):
+      """What grain's worker processes need to reopen the prepared splits (not the records:
+      once prepared, they are read from disk)."""
+      return {'_original_state': self._original_state, 'spec': self._spec,
+              'label_names': self._label_names}
+
+    def __setstate__(self, state):
+      self.__init__(spec=state['spec'], splits={}, label_names=state['label_names'],
+                    **state['_original_state'])
 
     def _info(self):
       features = {'text': tfds.features.Text()}
