@@ -33,7 +33,7 @@ def classifier_config(root, *overrides):
   return config_lib.load(os.path.join(REPO, 'configs', 'bert.py:tiny'), [
       'objective=classification', 'data.corpus=files', f'data.files.train={root}/train.tsv',
       f'data.files.validation={root}/dev.tsv', 'data.format=tsv', 'data.header=true',
-      "data.labels=('0', '1')", 'data.vocab_size=100', 'model.mlm_head=false',
+      "data.labels=('0', '1')", 'data.vocab_size=320', 'model.mlm_head=false',
       'model.pooler=true', 'train.batch_size=16', 'train.seq_len=16', 'train.steps=40',
       'train.log_every=10', 'train.eval_every=20', 'train.eval_batches=2',
       'train.checkpoint_every=20', 'optim.warmup_steps=5', 'optim.decay_steps=40',
