@@ -1,4 +1,4 @@
-"""The ``llm-jax`` command: train, generate, tokenizer, convert, plan, bench.
+"""The ``llm-jax`` command: train, generate, predict, tokenizer, convert, plan, bench.
 
 Config overrides are ``--config.section.field=value`` arguments after ``--config=FILE[:ARG]``.
 Errors a user can fix (a config field, a missing file) print one line and exit with code 2.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from llm_jax.errors import UsageError
@@ -55,6 +56,22 @@ def cmd_generate(args, overrides) -> None:
     if args.num_samples > 1:
       print(f'--- sample {i + 1}')
     print(trained.tokenizer.decode(row))
+
+
+def cmd_predict(args, overrides) -> None:
+  from llm_jax import predict, workdir
+  if overrides:
+    raise UsageError('predict takes no --config overrides')
+  texts = list(args.text)
+  if args.input:
+    if not os.path.isfile(args.input):
+      raise UsageError(f'--input {args.input} does not exist')
+    with open(args.input, encoding='utf-8') as f:
+      texts += [line.rstrip('\n') for line in f if line.strip()]
+  if not texts:
+    raise UsageError('give --text "..." (repeatable) or --input FILE (one text per line)')
+  for text, (label, prob) in zip(texts, predict.classify(workdir.load(args.workdir), texts)):
+    print(f'{label}\t{prob:.4f}\t{text}')
 
 
 def cmd_tokenizer_train(args, overrides) -> None:
@@ -122,6 +139,13 @@ def parser() -> argparse.ArgumentParser:
   g.add_argument('--num-samples', type=int, default=1)
   g.add_argument('--seed', type=int, default=0)
   g.set_defaults(fn=cmd_generate)
+
+  pr = sub.add_parser('predict', help='label and probability for each text, from a '
+                      'classifier workdir')
+  pr.add_argument('--workdir', required=True)
+  pr.add_argument('--text', action='append', default=[], help='a text (repeatable)')
+  pr.add_argument('--input', default='', help='a file of texts, one per line')
+  pr.set_defaults(fn=cmd_predict)
 
   tok = sub.add_parser('tokenizer', help='train a sentencepiece tokenizer')
   tok_sub = tok.add_subparsers(dest='tokenizer_command', required=True)

@@ -69,3 +69,17 @@ def test_a_checkpoint_that_does_not_fit_is_refused_by_name(labelled, tmp_path):
   with pytest.raises(UsageError, match='encoder/block_0'):
     train.run(classifier_config(labelled, f'finetune.pretrained={body}', 'model.d_model=64'),
               str(tmp_path / 'wide'), progress=False)
+
+
+def test_predict_prints_a_label_and_probability_per_text(labelled, tmp_path, capsys):
+  from llm_jax import main as cli
+  run = str(tmp_path / 'run')
+  train.run(classifier_config(labelled), run, progress=False)
+  (tmp_path / 'texts.txt').write_text('lovely great film\n\nawful dull film\n')
+  capsys.readouterr()
+  cli.main(['predict', f'--workdir={run}', '--text', 'good nice the film',
+            f'--input={tmp_path / "texts.txt"}'])
+  lines = [line.split('\t') for line in capsys.readouterr().out.strip().split('\n')]
+  assert [line[0] for line in lines] == ['1', '1', '0']
+  assert all(0.5 < float(line[1]) <= 1.0 for line in lines)
+  assert lines[2][2] == 'awful dull film'

@@ -20,6 +20,7 @@ import io
 import json
 import logging
 import os
+import sys
 from typing import Any, Sequence
 
 import ml_collections
@@ -359,7 +360,8 @@ def prepare_local(spec: Spec, cache: str) -> Prepared:
                                config=tfds.core.BuilderConfig(name=config_name),
                                data_dir=root, file_format='array_record')
     if not ready:
-      builder.download_and_prepare()
+      with contextlib.redirect_stdout(sys.stderr):  # tfds prints progress; stdout is the result's
+        builder.download_and_prepare()
       fileio.write_atomic(report_path, json.dumps({'label_names': list(label_names),
                                                    'clean': report}, indent=1))
     return Prepared(_open_splits(builder), label_names, report, path)
