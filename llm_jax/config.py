@@ -17,6 +17,7 @@ import ml_collections
 
 from llm_jax.data import pipeline, sources
 from llm_jax.errors import UsageError
+from llm_jax.models import lstm
 from llm_jax.models.transformer import TransformerConfig
 from llm_jax.tasks import TASKS
 from llm_jax.train import freeze
@@ -56,6 +57,8 @@ def base() -> ml_collections.ConfigDict:
   c.data.batching = 'windows'  # windows (random offsets, nanoGPT) | packed (documents)
   c.data.cross_document = False  # packed rows: attend across documents (a stream LM)
   c.data.workers = 0  # grain worker processes
+  c.data.cv_folds = 0  # k-fold cross-validation: train's k shuffled folds (0: off) ...
+  c.data.cv_fold = 0  # ... of which this one validates (llm-jax cv runs each in turn)
 
   c.model = ml_collections.ConfigDict(
       {f.name: f.default for f in TransformerConfig.__dataclass_fields__.values()
@@ -73,6 +76,10 @@ def base() -> ml_collections.ConfigDict:
   c.train.full_eval = True  # at the end, also the loss over every token of the val split
   c.train.full_eval_batch_size = 64
   c.train.checkpoint_every = 500
+  # a metric over the whole validation split, evaluated every eval_every steps; the checkpoint
+  # of its best value is kept in WORKDIR/best ('': none). Loss and perplexity are minimized.
+  c.train.select_metric = ''
+  c.train.patience = 0  # stop after this many evaluations without a better one (0: never)
   c.train.keep_checkpoints = 3
   c.train.async_checkpoints = True
 
@@ -196,7 +203,19 @@ def validate(config: ml_collections.ConfigDict) -> None:
   for name in ('eval_every', 'eval_batches', 'checkpoint_every'):
     if t[name] < 0:
       problems.append(f'train.{name} must be >= 0 (0 turns it off), got {t[name]}')
-  if config.model.positions == 'learned' and \
+  if t.patience < 0 or (t.patience and not t.select_metric):
+    problems.append(f'train.patience={t.patience} needs train.select_metric (the metric to '
+                    'watch) and must be >= 0')
+  if t.select_metric and not t.eval_every:
+    problems.append(f'train.select_metric={t.select_metric!r} is evaluated every '
+                    'train.eval_every steps: set train.eval_every > 0')
+  d = config.data
+  if d.cv_folds and (config.objective != 'classification' or d.cv_folds < 2 or
+                     not 0 <= d.cv_fold < d.cv_folds):
+    problems.append(f'data.cv_folds={d.cv_folds}, data.cv_fold={d.cv_fold}: cross-validation '
+                    'needs objective="classification", at least 2 folds and 0 <= cv_fold < '
+                    'cv_folds')
+  if config.model.positions == 'learned' and config.model.kind != 'lstm' and \
       t.seq_len + config.model.position_offset > config.model.max_len:
     problems.append(f'train.seq_len={t.seq_len} (+ position_offset '
                     f'{config.model.position_offset}) exceeds model.max_len='
@@ -223,6 +242,13 @@ def validate(config: ml_collections.ConfigDict) -> None:
         not config.data.corpus.startswith('tfds:'):
       problems.append('objective="classification" needs labelled data: data.format tsv, csv or '
                       'jsonl, or a labelled named corpus (sst2, sentiment)')
+  if config.model.kind == 'lstm':
+    f = config.finetune
+    problems += lstm.errors(model_config(config, vocab_size=1), f.pooling,
+                            bool(f.lora_rank) or f.freeze == 'lora')
+    if config.objective != 'classification':
+      problems.append(f'model.kind="lstm" is a classifier: set objective="classification", not '
+                      f'{config.objective!r}')
   if config.objective not in TASKS:
     problems.append(f'objective={config.objective!r} is not one of {tuple(TASKS)}')
   if problems:

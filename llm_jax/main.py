@@ -1,4 +1,4 @@
-"""The ``llm-jax`` command: train, generate, predict, tokenizer, convert, plan, bench.
+"""The ``llm-jax`` command: train, cv, eval, generate, predict, tokenizer, convert, plan, bench.
 
 Config overrides are ``--config.section.field=value`` arguments after ``--config=FILE[:ARG]``.
 Errors a user can fix (a config field, a missing file) print one line and exit with code 2.
@@ -38,6 +38,24 @@ def cmd_train(args, overrides) -> None:
   print(json.dumps(final, indent=2))
 
 
+def cmd_cv(args, overrides) -> None:
+  from llm_jax import cv
+  config = _load_config(args, overrides)
+  folds = args.folds or config.data.cv_folds
+  if not folds:
+    raise UsageError('give --folds K (or set data.cv_folds in the config)')
+  result = cv.run(config, args.workdir, folds)
+  print(json.dumps(result, indent=1) if args.json else cv.table(result))
+
+
+def cmd_eval(args, overrides) -> None:
+  from llm_jax import evaluate
+  if overrides:
+    raise UsageError('eval takes no --config overrides: it evaluates the run as it was trained')
+  result = evaluate.run(args.workdir, args.split, args.checkpoint)
+  print(json.dumps(result, indent=1) if args.json else evaluate.table(result))
+
+
 def cmd_generate(args, overrides) -> None:
   import jax
   from llm_jax import generate, workdir
@@ -70,7 +88,8 @@ def cmd_predict(args, overrides) -> None:
       texts += [line.rstrip('\n') for line in f if line.strip()]
   if not texts:
     raise UsageError('give --text "..." (repeatable) or --input FILE (one text per line)')
-  for text, (label, prob) in zip(texts, predict.classify(workdir.load(args.workdir), texts)):
+  for text, (label, prob) in zip(texts, predict.classify(
+      workdir.load(args.workdir, args.checkpoint), texts)):
     print(f'{label}\t{prob:.4f}\t{text}')
 
 
@@ -129,6 +148,22 @@ def parser() -> argparse.ArgumentParser:
   t.add_argument('--process-id', type=int, default=-1)
   t.set_defaults(fn=cmd_train)
 
+  cv = sub.add_parser('cv', help='k-fold cross-validation of a classifier config, one run '
+                      'per fold in WORKDIR/fold_I')
+  cv.add_argument('--config', required=True, help='config file, optionally FILE:ARG')
+  cv.add_argument('--workdir', required=True)
+  cv.add_argument('--folds', type=int, default=0, help='default: the config\'s data.cv_folds')
+  cv.add_argument('--json', action='store_true', help='print every fold\'s figures as JSON')
+  cv.set_defaults(fn=cmd_cv)
+
+  ev = sub.add_parser('eval', help='metrics of a workdir\'s checkpoint over a whole split')
+  ev.add_argument('--workdir', required=True)
+  ev.add_argument('--split', default='validation', help='validation or test')
+  ev.add_argument('--checkpoint', default='auto', choices=('auto', 'best', 'latest'),
+                  help='auto: the best (train.select_metric) where kept, else the latest')
+  ev.add_argument('--json', action='store_true')
+  ev.set_defaults(fn=cmd_eval)
+
   g = sub.add_parser('generate', help='sample text from a trained workdir')
   g.add_argument('--workdir', required=True)
   g.add_argument('--prompt', default='\n')
@@ -145,6 +180,8 @@ def parser() -> argparse.ArgumentParser:
   pr.add_argument('--workdir', required=True)
   pr.add_argument('--text', action='append', default=[], help='a text (repeatable)')
   pr.add_argument('--input', default='', help='a file of texts, one per line')
+  pr.add_argument('--checkpoint', default='auto', choices=('auto', 'best', 'latest'),
+                  help='auto: the best (train.select_metric) where kept, else the latest')
   pr.set_defaults(fn=cmd_predict)
 
   tok = sub.add_parser('tokenizer', help='train a sentencepiece tokenizer')

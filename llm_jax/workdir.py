@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -24,11 +25,17 @@ class Trained:
   params: dict
   step: int
   label_names: tuple[str, ...] = ()
+  setup: Any = None  # the loop's Setup: jitted eval and predict steps on the mesh at hand
 
 
-def load(workdir: str) -> Trained:
-  """The latest checkpoint of ``workdir`` with what is needed to use it.
+CHECKPOINTS = ('auto', 'best', 'latest')
 
+
+def load(workdir: str, checkpoint: str = 'auto') -> Trained:
+  """A checkpoint of ``workdir`` with what is needed to use it.
+
+  ``checkpoint``: ``best`` is the one a run with ``train.select_metric`` kept for its best
+  validation figure, ``latest`` the last one saved, ``auto`` the best where there is one.
   The model and optimizer are rebuilt exactly as the run built them (a classifier's frozen
   leaves hold no optimizer state, so the restore target depends on the freeze spec), on a
   data-parallel mesh of the devices at hand, whatever mesh the run trained on.
@@ -39,8 +46,16 @@ def load(workdir: str) -> Trained:
     raise FileNotFoundError(f'{workdir} has no config.json: is it a workdir of llm-jax train?')
   with open(config_path) as f:
     config = config_lib.from_json(f.read())
+  if checkpoint not in CHECKPOINTS:
+    raise UsageError(f'checkpoint {checkpoint!r} is not one of {CHECKPOINTS}')
   tokenizer = tokenizers.load(os.path.join(workdir, 'tokenizer'))
-  checkpoints = Checkpointer(workdir, use_async=False)
+  best_dir = os.path.join(workdir, 'best')
+  has_best = os.path.isdir(best_dir) and any(name.isdigit() for name in os.listdir(best_dir))
+  if checkpoint == 'best' and not has_best:
+    raise FileNotFoundError(f'{workdir} holds no best checkpoint: only runs with '
+                            'train.select_metric keep one')
+  use_best = has_best and checkpoint != 'latest'
+  checkpoints = Checkpointer(workdir, use_async=False, kind='best' if use_best else 'checkpoints')
   if checkpoints.latest_step() is None:
     raise FileNotFoundError(f'{workdir} holds no checkpoint yet')
   label_names = _label_names(workdir)
@@ -53,7 +68,7 @@ def load(workdir: str) -> Trained:
   state, record = checkpoints.restore(setup.abstract_state)
   checkpoints.close()
   return Trained(config, tokenizer, setup.model, jax.device_get(state.params), record['step'],
-                 label_names)
+                 label_names, setup)
 
 
 def _label_names(workdir: str) -> tuple[str, ...]:

@@ -148,6 +148,22 @@ def test_a_checkpoint_that_does_not_fit_is_refused_by_name():
   assert 'mlm' not in message  # the MLM head is dropped, not refused
 
 
+def test_a_pooler_the_checkpoint_lacks_is_new_but_half_of_one_is_missing():
+  """MLM pretraining trains no pooler: the classifier initializes one, as Hugging Face does."""
+  tokens = jnp.zeros((1, 8), jnp.int32)
+  pretrained = parallel.unbox(jax.eval_shape(models.build(BERT).init, jax.random.key(2),
+                                             tokens)['params'])
+  init = parallel.unbox(jax.eval_shape(
+      models.build_classifier(BERT, 2, use_pooler=True).init, jax.random.key(1),
+      tokens)['params'])
+  del pretrained['pooler']  # BERT here has one; an MLM-only checkpoint would not
+  assert sorted(models.check_pretrained(init, pretrained).new) == [
+      'classifier/bias', 'classifier/kernel', 'pooler/bias', 'pooler/kernel']
+  pretrained['pooler'] = {'kernel': init['pooler']['kernel']}
+  with pytest.raises(UsageError, match='missing: pooler/bias$'):
+    models.check_pretrained(init, pretrained)
+
+
 @pytest.mark.parametrize('cfg, kwargs, words', [
     (LLAMA, dict(pooling='cls'), 'first token'),
     (BERT, dict(pooling='mean', use_pooler=True), 'pooler'),

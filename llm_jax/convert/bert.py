@@ -1,4 +1,5 @@
-"""BERT and RoBERTa (``BertForMaskedLM``, ``BertModel``, ``RobertaForMaskedLM``).
+"""BERT and RoBERTa (``BertForMaskedLM``, ``BertModel``, ``RobertaForMaskedLM``, and for
+classifiers trained here ``BertForSequenceClassification``, ``RobertaForSequenceClassification``).
 
 Post-norm blocks, learned positions and token types summed and normalized, a masked-LM head
 whose decoder is the token table. RoBERTa differs in names and in its positions, which start
@@ -23,6 +24,13 @@ HEADS = {
 }
 ARCHITECTURES = {'bert': ('BertForMaskedLM', 'BertModel'),
                  'roberta': ('RobertaForMaskedLM', 'RobertaModel')}
+# per family: the sequence classifier and its head's layers -> ours. BERT's pooler belongs to
+# its body; RoBERTa's head is dense + tanh + dense on <s>: our pooler and classifier.
+CLASSIFIERS = {
+    'bert': ('BertForSequenceClassification', {'classifier': 'classifier'}),
+    'roberta': ('RobertaForSequenceClassification',
+                {'classifier.dense': 'pooler', 'classifier.out_proj': 'classifier'}),
+}
 
 
 def config_from_hf(model_type: str, hf: dict, names: frozenset) -> TransformerConfig:
@@ -103,6 +111,13 @@ def tensor_rules(model_type: str, cfg: TransformerConfig) -> list[r.Rule]:
   return out
 
 
+def classifier_rules(model_type: str) -> tuple[r.Rule, ...]:
+  _, layers = CLASSIFIERS[model_type]
+  return tuple(rule for hf, ours in layers.items()
+               for rule in (r.linear(hf + '.weight', ours + '/kernel'),
+                            r.copy(hf + '.bias', ours + '/bias')))
+
+
 def _family(model_type: str) -> Family:
   prefix, _, _, bias, decoder = HEADS[model_type]
   return Family(
@@ -114,7 +129,8 @@ def _family(model_type: str) -> Family:
       duplicates={decoder + '.weight': prefix + 'embeddings.word_embeddings.weight',
                   decoder + '.bias': bias},
       dropped=(f'{prefix}embeddings.position_ids', f'{prefix}embeddings.token_type_ids',
-               'cls.seq_relationship.*'))
+               'cls.seq_relationship.*'),
+      classifier=(CLASSIFIERS[model_type][0], classifier_rules(model_type)))
 
 
 BERT = _family('bert')

@@ -32,6 +32,9 @@ class Family:
   rules: Callable[[TransformerConfig], list[Rule]]
   duplicates: dict[str, str]  # tied copies some checkpoints store -> the tensor they equal
   dropped: tuple[str, ...] = ()  # glob patterns of names read and not kept: buffers, heads
+  # a sequence classifier as Hugging Face builds one on this body: (architecture, the rules of
+  # its head's tensors); None where ours has no exact counterpart
+  classifier: tuple[str, tuple[Rule, ...]] | None = None
 
 
 # Hugging Face activation names <-> ours (non-gated MLPs)

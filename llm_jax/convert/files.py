@@ -37,9 +37,12 @@ TOKENIZER_FILES = ('tokenizer.json', 'tokenizer_config.json', 'special_tokens_ma
 
 
 def _save_tensors(tensors: dict[str, jax.Array], path: str) -> None:
-  """Atomically, with the metadata transformers expects of a PyTorch-format file."""
+  """Atomically, with the metadata transformers expects of a PyTorch-format file. Arrays are
+  made C-contiguous: safetensors writes a numpy array's buffer as is, and a transposed view
+  (a kernel exported from host parameters) would be stored untransposed."""
   tmp = path + '.tmp'
-  save_file({k: np.asarray(v) for k, v in tensors.items()}, tmp, metadata={'format': 'pt'})
+  save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, tmp,
+            metadata={'format': 'pt'})
   os.replace(tmp, path)
 
 
@@ -68,9 +71,11 @@ def read_imported(directory: str) -> tuple[TransformerConfig, dict, dict | None]
   """(config, params, source config.json or None) of a directory ``write_imported`` wrote."""
   path = os.path.join(directory, MODEL_CONFIG)
   if not os.path.isfile(path):
-    raise ConversionError(f'{directory} has no {MODEL_CONFIG}: convert it with --from-hf first')
-  with open(path) as f:
-    cfg = TransformerConfig(**json.load(f))
+    raise ConversionError(f'{directory} has no {MODEL_CONFIG}: --to-hf takes a directory of '
+                          '--from-hf or a workdir of llm-jax train')
+  with open(path) as f:  # JSON has no tuples: tuple fields (lstm_hidden) come back as lists
+    cfg = TransformerConfig(**{k: tuple(v) if isinstance(v, list) else v
+                               for k, v in json.load(f).items()})
   params = traverse_util.unflatten_dict(load_file(os.path.join(directory, PARAMS)), sep='/')
   hf_config = None
   if os.path.isfile(os.path.join(directory, HF_CONFIG)):

@@ -16,6 +16,7 @@ import glob
 import json
 import os
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 from flax import traverse_util
@@ -24,7 +25,7 @@ from safetensors import safe_open
 from llm_jax import models, parallel
 from llm_jax.convert import bert, gpt2, llama, t5
 from llm_jax.convert.family import ConversionError, Family
-from llm_jax.models import TransformerConfig
+from llm_jax.models import SequenceClassifier, TransformerConfig
 
 FAMILIES: dict[str, Family] = {f.model_type: f for f in (gpt2.FAMILY, bert.BERT, bert.ROBERTA,
                                                          t5.FAMILY, llama.FAMILY)}
@@ -166,12 +167,13 @@ def canonical(cfg: TransformerConfig) -> TransformerConfig:
       **{name: getattr(TransformerConfig(1), name) for name in UNWRITTEN})
 
 
-def to_hf(cfg: TransformerConfig, params: dict,
-          source_config: dict | None = None) -> tuple[dict, dict[str, jax.Array]]:
+def to_hf(cfg: TransformerConfig, params: dict, source_config: dict | None = None,
+          architecture: str | None = None) -> tuple[dict, dict[str, jax.Array]]:
   """Our model as (config.json, tensors) in Hugging Face's layout.
 
   ``source_config`` (the config.json it was imported from) picks the family and keeps the
   fields llm_jax does not model (token ids, labels); without it the family is inferred.
+  ``architecture`` names a model with a head whose tensors the caller adds (a classifier's).
   A model that the family cannot express is refused, naming the fields that would change.
   """
   family = family_of(source_config, 'the source config') if source_config else \
@@ -185,9 +187,54 @@ def to_hf(cfg: TransformerConfig, params: dict,
     raise ConversionError(f'this model cannot be written as {family.model_type}: ' + ', '.join(
         f'model.{n}={getattr(cfg, n)!r} would read back as {getattr(back, n)!r}'
         for n in differ))
+  if architecture:
+    hf_config['architectures'] = [architecture]
   flat = traverse_util.flatten_dict(params, sep='/')
   tensors = _export(_rules(family, cfg, set(flat)), flat)
   if hf_config['architectures'] == [family.base_architecture] and family.prefix:
     tensors = {n[len(family.prefix):] if n.startswith(family.prefix) else n: x
                for n, x in tensors.items()}
   return hf_config, tensors
+
+
+def classifier_to_hf(model: nn.Module, params: dict,
+                     label_names: tuple[str, ...] = ()) -> tuple[dict, dict[str, jax.Array]]:
+  """A classifier (adapters merged) as its family's ``...ForSequenceClassification``.
+
+  The body goes by the family's rules under its prefix, the head by ``family.classifier``;
+  ``config.json`` gains the labels. Only a head that Hugging Face's computes exactly (in
+  evaluation) is written: anything else is refused, not approximated.
+  """
+  if not isinstance(model, SequenceClassifier):
+    raise ConversionError(f'a classifier of kind={model.cfg.kind!r} has no Hugging Face '
+                          'counterpart; classifiers on Transformer bodies can be written')
+  family = infer_family(model.cfg)
+  if family.classifier is None:
+    supported = ', '.join(f.model_type for f in FAMILIES.values() if f.classifier)
+    raise ConversionError(
+        f'a classifier on a {family.model_type} body cannot be written: Hugging Face\'s '
+        f'{family.model_type} classifier scores without a bias, ours has one; classifiers are '
+        f'written on {supported} bodies')
+  architecture, head = family.classifier
+  if model.pooling != 'cls' or not model.use_pooler:
+    raise ConversionError(
+        f'{architecture} passes the first token through dense + tanh to its classifier; '
+        f'this one pools {model.pooling!r} {"with" if model.use_pooler else "without"} that '
+        'pooler: train it with finetune.pooling=cls and finetune.pooler=yes')
+  in_head = {p.split('/')[0] for rule in head for p in rule.ours}
+  body_cfg = dataclasses.replace(model.cfg, mlm_head=False, tie_embeddings=True,
+                                 pooler='pooler' not in in_head)
+  hf_config, tensors = to_hf(body_cfg, {k: v for k, v in params.items() if k not in in_head},
+                             architecture=architecture)
+  tensors.update(_export(head, traverse_util.flatten_dict(params, sep='/')))
+  return {**hf_config, **labels_config(model.num_labels, label_names),
+          'classifier_dropout': model.head_dropout}, tensors
+
+
+def labels_config(num_labels: int, label_names: tuple[str, ...]) -> dict:
+  """Hugging Face's label fields; one output is a regression, as ours."""
+  names = list(label_names) if len(label_names) == num_labels else \
+      [f'LABEL_{i}' for i in range(num_labels)]
+  return {'num_labels': num_labels, 'id2label': dict(enumerate(names)),
+          'label2id': {name: i for i, name in enumerate(names)},
+          'problem_type': 'regression' if num_labels == 1 else 'single_label_classification'}

@@ -141,6 +141,8 @@ def labelled_data(config: ml_collections.ConfigDict, tokenizer: tokenizers.Token
     encoded[split] = (tokenizer.encode_batch([sources.text_of(r, data.text_field)
                                               for r in records]),
                       np.array([r['label'] for r in records]))
+  if data.cv_folds:
+    encoded.update(cv_split(*encoded['train'], data.cv_folds, data.cv_fold))
   if 'validation' not in encoded:
     raise UsageError(f'{data.corpus} has no validation split: set data.val_fraction or '
                      'data.files.validation')
@@ -160,6 +162,26 @@ def labelled_data(config: ml_collections.ConfigDict, tokenizer: tokenizers.Token
   full = {split: (lambda s=split: iter(batches(s, False, t.full_eval_batch_size)))
           for split in ('validation', 'test') if split in encoded}
   return LabelledData(tokenizer, train, estimate, full, prepared.report, prepared.label_names)
+
+
+def cv_split(tokens: list, labels: np.ndarray, folds: int, fold: int) -> dict[str, tuple]:
+  """Training examples cut into ``folds`` stratified folds; ``fold`` validates, the rest train.
+
+  Each class's examples are shuffled (a fixed permutation, the same for every run, so that
+  models compare fold by fold) and dealt to the folds in turn, so every fold has the class
+  balance of the whole. The corpus's own validation split, if any, is left out.
+  """
+  rng = np.random.default_rng(0)
+  groups = labels if labels.dtype.kind in 'iub' else np.zeros(len(labels))  # regression: one
+  assigned, dealt = np.empty(len(labels), np.int64), 0
+  for group in np.unique(groups):
+    members = rng.permutation(np.flatnonzero(groups == group))
+    assigned[members] = (dealt + np.arange(len(members))) % folds
+    dealt += len(members)
+
+  def take(keep):
+    return [tokens[i] for i in np.flatnonzero(keep)], labels[keep]
+  return {'train': take(assigned != fold), 'validation': take(assigned == fold)}
 
 
 def packing(config: ml_collections.ConfigDict, tokenizer: tokenizers.Tokenizer):

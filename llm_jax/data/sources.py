@@ -61,6 +61,7 @@ class Spec:
   labels: tuple[str, ...] = ()
   regression: bool = False
   clean: tuple[str, ...] = ()
+  parts: tuple['Spec', ...] = ()  # a mixture ('ptb+sst2'): the texts of these, split by split
 
   @property
   def labelled(self) -> bool:
@@ -83,17 +84,26 @@ def _embedded_path(name: str) -> str:
 def resolve(data: ml_collections.ConfigDict) -> Spec:
   """The config's data section as a Spec: a named corpus or the files it lists."""
   corpus = data.corpus
+  val_fraction = 0.0 if data.cv_folds else data.val_fraction  # folds cut all of train
   common = dict(clean=tuple(data.clean), text_field=data.text_field,
                 label_field=data.label_field, regression=data.regression)
+  if '+' in corpus:  # a mixture: every part's texts, labels dropped, cleaned as one corpus
+    parts = []
+    for name in corpus.split('+'):
+      part = ml_collections.ConfigDict(data.to_dict())
+      part.corpus, part.clean = name, ()
+      parts.append(resolve(part))
+    return Spec(corpus, (), clean=common['clean'], parts=tuple(parts))
   if corpus == 'files':
     files = tuple((split, tuple(f for f in getattr(data.files, split).split(',') if f))
                   for split in ('train', 'validation', 'test') if getattr(data.files, split))
     if not files or files[0][0] != 'train':
       raise UsageError('data.corpus="files" needs data.files.train (comma-separated paths)')
-    return Spec('files', files, data.format, data.unit, data.val_fraction, data.header,
+    return Spec('files', files, data.format, data.unit, val_fraction, data.header,
                 labels=tuple(data.labels), **common)
   if corpus not in NAMED:
-    raise UsageError(f'unknown data.corpus {corpus!r}: use one of {sorted(NAMED)}, '
+    raise UsageError(f'unknown data.corpus {corpus!r}: use one of {sorted(NAMED)}, a '
+                     'mixture of them ("ptb+sst2"), '
                      '"files" (with data.files.train=...) or "tfds:NAME"')
   named = dict(NAMED[corpus])
   root = data_dir(data)
@@ -104,7 +114,8 @@ def resolve(data: ml_collections.ConfigDict) -> Spec:
       full = (_embedded_path(corpus),)
     files.append((split, full))
   # a corpus without a validation file gets one cut off its training data
-  val_fraction = 0.0 if any(split == 'validation' for split, _ in files) else data.val_fraction
+  if any(split == 'validation' for split, _ in files):
+    val_fraction = 0.0
   return Spec(corpus, tuple(files), val_fraction=val_fraction, **named, **common)
 
 
@@ -202,6 +213,9 @@ def _labelled_rows(path: str, spec: Spec) -> list[dict]:
 def _records(spec: Spec) -> dict[str, list[dict]]:
   """Every split's records, before cleaning, with the validation split cut if asked."""
   splits: dict[str, list[dict]] = {}
+  for part in spec.parts:
+    for split, records in _records(part).items():
+      splits.setdefault(split, []).extend({'text': r['text']} for r in records)
   for split, paths in spec.files:
     records = []
     for path in paths:
@@ -244,10 +258,14 @@ def _label_ids(splits: dict[str, list[dict]], spec: Spec) -> tuple[str, ...]:
 
 def _fingerprint(spec: Spec) -> str:
   h = hashlib.sha256(json.dumps(dataclasses.asdict(spec), sort_keys=True).encode())
-  for _, paths in spec.files:
-    for path in paths:
-      h.update(hashlib.sha256(_read_bytes(path)).digest())
+  for path in _paths(spec):
+    h.update(hashlib.sha256(_read_bytes(path)).digest())
   return h.hexdigest()[:16]
+
+
+def _paths(spec: Spec) -> list[str]:
+  return ([path for _, paths in spec.files for path in paths] +
+          [path for part in spec.parts for path in _paths(part)])
 
 
 @dataclasses.dataclass

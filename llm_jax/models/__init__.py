@@ -1,4 +1,4 @@
-"""Flax Linen models: one configurable Transformer and its heads."""
+"""Flax Linen models: one configurable Transformer and its heads, and the seeds' LSTM classifier."""
 
 from __future__ import annotations
 
@@ -6,25 +6,30 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from llm_jax.errors import UsageError
-from llm_jax.models import heads
+from llm_jax.models import heads, lstm
 from llm_jax.models.encoder import EncoderLM
 from llm_jax.models.encoder_decoder import EncoderDecoderLM
 from llm_jax.models.heads import SequenceClassifier, check_pretrained, load_pretrained
 from llm_jax.models.lora import LoraConfig
+from llm_jax.models.lstm import LSTMClassifier
 from llm_jax.models.transformer import DecoderLM, TransformerConfig
 
 MODELS = {'decoder': DecoderLM, 'encoder': EncoderLM, 'encoder_decoder': EncoderDecoderLM}
 
 
 def build(cfg: TransformerConfig) -> nn.Module:
-  """The model of ``cfg.kind``."""
+  """The language model of ``cfg.kind``."""
+  if cfg.kind == 'lstm':
+    raise UsageError('model.kind="lstm" is a classifier, not a language model: train it with '
+                     'objective="classification"')
   return MODELS[cfg.kind](cfg)
 
 
 def build_classifier(cfg: TransformerConfig, num_labels: int, *, pooling: str = 'cls',
                      head_dropout: float = 0.1, use_pooler: bool | None = None,
-                     lora: LoraConfig | None = None) -> SequenceClassifier:
-  """A classifier (``num_labels=1``: regression) on the body ``cfg`` describes.
+                     lora: LoraConfig | None = None) -> SequenceClassifier | LSTMClassifier:
+  """A classifier (``num_labels=1``: regression) on the body ``cfg`` describes
+  (``kind='lstm'``: the seeds' LSTM, which pools its last state).
 
   ``use_pooler=None`` uses BERT's pooler where the body has one (``cfg.pooler``) and pools
   [CLS], as Hugging Face's ``BertForSequenceClassification`` does.
@@ -33,8 +38,12 @@ def build_classifier(cfg: TransformerConfig, num_labels: int, *, pooling: str = 
     use_pooler = cfg.pooler and cfg.kind == 'encoder' and pooling == 'cls'
   problems = heads.errors(cfg, num_labels, pooling, use_pooler, head_dropout)
   problems += lora.errors() if lora is not None else []
+  if cfg.kind == 'lstm':
+    problems += lstm.errors(cfg, pooling, lora is not None)
   if problems:
     raise UsageError(problems[0])
+  if cfg.kind == 'lstm':
+    return LSTMClassifier(cfg, num_labels, head_dropout)
   return SequenceClassifier(cfg, num_labels, pooling, head_dropout, use_pooler, lora)
 
 
@@ -45,6 +54,6 @@ def sample_inputs(cfg: TransformerConfig, batch: int = 1, length: int = 8) -> tu
   return (tokens, tokens) if cfg.kind == 'encoder_decoder' else (tokens,)
 
 
-__all__ = ['DecoderLM', 'EncoderDecoderLM', 'EncoderLM', 'LoraConfig', 'SequenceClassifier',
-           'TransformerConfig', 'build', 'build_classifier', 'check_pretrained', 'load_pretrained',
-           'sample_inputs']
+__all__ = ['DecoderLM', 'EncoderDecoderLM', 'EncoderLM', 'LSTMClassifier', 'LoraConfig',
+           'SequenceClassifier', 'TransformerConfig', 'build', 'build_classifier',
+           'check_pretrained', 'load_pretrained', 'sample_inputs']

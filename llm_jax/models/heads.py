@@ -30,8 +30,9 @@ def errors(cfg: TransformerConfig, num_labels: int, pooling: str, use_pooler: bo
            head_dropout: float) -> list[str]:
   """Every combination a classifier cannot be built with, one message each."""
   out = []
-  if cfg.kind not in ('encoder', 'decoder'):
-    out.append(f'a classifier needs an encoder or a decoder body, not kind={cfg.kind!r}')
+  if cfg.kind not in ('encoder', 'decoder', 'lstm'):
+    out.append(f'a classifier needs an encoder or a decoder body (or kind="lstm"), not '
+               f'kind={cfg.kind!r}')
   if num_labels < 1:
     out.append(f'num_labels must be at least 1 (1: regression), got {num_labels}')
   if pooling not in POOLINGS:
@@ -115,8 +116,12 @@ class LoadReport:
     return out
 
 
-def _is_new(path: str) -> bool:
-  return path.split('/')[0] == HEAD or lora_lib.is_adapter(path)
+def _is_new(path: str, source: dict) -> bool:
+  """The head and adapters are always new; so is BERT's pooler where the checkpoint has none
+  (masked-LM pretraining never trains one), as Hugging Face initializes it then."""
+  top = path.split('/')[0]
+  return (top == HEAD or lora_lib.is_adapter(path) or
+          (top == 'pooler' and not any(p.startswith('pooler/') for p in source)))
 
 
 def check_pretrained(params_init, pretrained: dict) -> LoadReport:
@@ -129,7 +134,7 @@ def check_pretrained(params_init, pretrained: dict) -> LoadReport:
   """
   init = traverse_util.flatten_dict(params_init, sep='/')
   source = traverse_util.flatten_dict(pretrained, sep='/')
-  missing = [p for p in init if not _is_new(p) and p not in source]
+  missing = [p for p in init if not _is_new(p, source) and p not in source]
   unexpected = [p for p in source if p not in init and p.split('/')[0] not in LM_HEADS]
   misshaped = [f'{p} (checkpoint {tuple(source[p].shape)}, model {tuple(init[p].shape)})'
                for p in init if p in source and tuple(source[p].shape) != tuple(init[p].shape)]

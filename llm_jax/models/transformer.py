@@ -20,7 +20,8 @@ import jax.numpy as jnp
 
 from llm_jax.models import layers
 
-KINDS = ('decoder', 'encoder', 'encoder_decoder')
+# lstm: the seed documents' non-Transformer classifier (models/lstm.py), a classifier only
+KINDS = ('decoder', 'encoder', 'encoder_decoder', 'lstm')
 NORMS = ('layernorm', 'rmsnorm')
 POSITIONS = ('learned', 'sinusoidal', 'rope', 'relative', 'none')
 # remat policy -> what jax.checkpoint saves (None: everything is recomputed from the input)
@@ -32,7 +33,7 @@ class TransformerConfig:
   """Architecture hyperparameters; hashable so it can be a static jit argument."""
 
   vocab_size: int
-  kind: str = 'decoder'  # decoder (GPT, LLaMA) | encoder (BERT) | encoder_decoder (T5)
+  kind: str = 'decoder'  # decoder (GPT, LLaMA) | encoder (BERT) | encoder_decoder (T5) | lstm
   d_model: int = 128
   num_heads: int = 4
   num_kv_heads: int = 0  # 0: as many as num_heads (MHA); 1: multi-query; else grouped-query
@@ -63,6 +64,7 @@ class TransformerConfig:
   dtype: str = 'float32'
   remat: str = 'none'  # activations kept for the backward pass: none | full | save_dots
   scan_layers: bool = False  # one nn.scan over stacked blocks: compile time flat in depth
+  lstm_hidden: tuple[int, ...] = ()  # kind='lstm': hidden size per layer, bottom up; (): d_model
 
   @property
   def kv_heads(self) -> int:
@@ -97,7 +99,8 @@ class TransformerConfig:
       out.append(f'model.remat={self.remat!r} is not one of none, full, save_dots')
     if self.kind not in KINDS:
       out.append(f'model.kind={self.kind!r} is not one of {KINDS}')
-    if self.num_heads > 0 and not self.head_dim and self.d_model % self.num_heads:
+    if self.kind != 'lstm' and self.num_heads > 0 and not self.head_dim and \
+        self.d_model % self.num_heads:
       out.append(f'model.d_model={self.d_model} is not divisible by model.num_heads='
                  f'{self.num_heads}; change one or set model.head_dim')
     if self.num_kv_heads and self.num_heads % self.num_kv_heads:
@@ -115,6 +118,8 @@ class TransformerConfig:
       out.append(f'model.relative_buckets must be at least 4, got {self.relative_buckets}')
     if self.kind != 'encoder' and (self.pooler or not self.mlm_head):
       out.append(f'model.pooler and model.mlm_head belong to kind="encoder", not {self.kind!r}')
+    if self.kind != 'lstm' and self.lstm_hidden:
+      out.append(f'model.lstm_hidden belongs to kind="lstm", not {self.kind!r}')
     if not 0.0 <= self.dropout < 1.0:
       out.append(f'model.dropout must be in [0, 1), got {self.dropout}')
     if self.dtype not in ('float32', 'bfloat16', 'float16'):

@@ -14,9 +14,13 @@ import orbax.checkpoint as ocp
 
 
 class Checkpointer:
-  def __init__(self, workdir: str, keep: int = 3, use_async: bool = True):
+  """``WORKDIR/checkpoints`` (the latest, to resume from) or, with ``kind='best'``,
+  ``WORKDIR/best`` (the state of the best validation metric so far, to use)."""
+
+  def __init__(self, workdir: str, keep: int = 3, use_async: bool = True,
+               kind: str = 'checkpoints'):
     self.manager = ocp.CheckpointManager(
-        os.path.abspath(os.path.join(workdir, 'checkpoints')),
+        os.path.abspath(os.path.join(workdir, kind)),
         options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
                                              enable_async_checkpointing=use_async,
                                              cleanup_tmp_directories=True))

@@ -18,7 +18,6 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
-import numpy as np
 import optax
 from jax.experimental import multihost_utils
 from jax.sharding import NamedSharding, PartitionSpec
@@ -26,11 +25,10 @@ from tqdm.auto import tqdm
 
 from llm_jax import config as config_lib
 from llm_jax import fileio, objectives, parallel, tasks
-from llm_jax import metrics as metrics_lib
 from llm_jax.data import pipeline, sources, tokenizers
 from llm_jax import models
 from llm_jax.models import TransformerConfig
-from llm_jax.train import freeze, optim
+from llm_jax.train import evaluation, freeze, optim
 from llm_jax.train import state as state_lib
 from llm_jax.train.checkpoint import Checkpointer
 from llm_jax.train.logbook import Logbook
@@ -103,12 +101,6 @@ def _check_workdir(workdir: str, config: ml_collections.ConfigDict) -> None:
     raise config_lib.ConfigError(
         f'workdir {workdir} holds a run with different {", ".join(differ)} settings; '
         'use a new --workdir, or the same config to resume it')
-
-
-def _process_rows(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-  """This process's contiguous share of a global batch's rows."""
-  n, i = jax.process_count(), jax.process_index()
-  return {k: np.split(v, n)[i] for k, v in batch.items()}
 
 
 @dataclasses.dataclass
@@ -219,8 +211,11 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = Tru
       fileio.write_atomic(os.path.join(workdir, 'labels.json'), json.dumps(data.label_names))
 
   labels = label_count(config, getattr(data, 'label_names', ()))
+  evaluation.check_select_metric(t.select_metric, config.objective, labels)
   setup = build(config, model_cfg, data.tokenizer.special, labels)
   checkpoints = Checkpointer(workdir, t.keep_checkpoints, t.async_checkpoints)
+  best_checkpoints = (Checkpointer(workdir, 1, t.async_checkpoints, kind='best')
+                      if t.select_metric else None)
   resuming = checkpoints.latest_step() is not None
   record = {'step': 0, 'train_sums': None, 'data': None}
   pretrained = None
@@ -242,37 +237,18 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = Tru
     print(f'trainable parameters: {trainable:,} of {total:,} ({100 * trainable / total:.2f}%)',
           file=sys.stderr)
   start = record['step']
+  # early stopping: the best whole-validation figures so far and evaluations since they improved
+  best, stale, stopped = record.get('best'), record.get('stale', 0), record.get('stopped', False)
   logbook = Logbook(workdir, start if resuming else -1)
   lr_at = optim.schedule(config.optim, t.steps)
   train_batches = data.train(record.get('data'))
 
-  def evaluate(batches) -> dict[str, float]:
-    """Summed metrics over global batches, each process feeding its rows."""
-    sums = None
-    for batch in batches:
-      rows = _process_rows(batch)
-      out = setup.eval_step(state.params, parallel.global_batch(rows, setup.data_sharding))
-      sums = out if sums is None else jax.tree_util.tree_map(jnp.add, sums, out)
-    return objectives.summarize(jax.device_get(sums))
-
-  def classify(batches, num_classes: int) -> dict[str, float]:
-    """Loss sums and, from the class probabilities, accuracy, F1, ROC-AUC over a split."""
-    found = metrics_lib.Classification(max(num_classes, 2))
-    sums = None
-    for batch in batches:
-      device_batch = parallel.global_batch(_process_rows(batch), setup.data_sharding)
-      out = setup.eval_step(state.params, device_batch)
-      sums = out if sums is None else jax.tree_util.tree_map(jnp.add, sums, out)
-      if num_classes > 1:
-        found.update(batch['labels'], jax.device_get(setup.predict_step(state.params,
-                                                                        device_batch)),
-                     batch['example_mask'])
-    summary = objectives.summarize(jax.device_get(sums))
-    return {**summary, **found.result()} if num_classes > 1 else summary
+  def whole(split: str) -> dict[str, float]:
+    return evaluation.whole_split(setup, state.params, data.full[split](), labels)
 
   with parallel.activate(setup.mesh):
     if start == 0 and t.eval_every and t.eval_batches:
-      logbook.write(0, 'val', evaluate(data.estimate(0)))
+      logbook.write(0, 'val', evaluation.losses(setup, state.params, data.estimate(0)))
     sums = (None if record['train_sums'] is None else
             {k: jnp.asarray(v, jnp.float32) for k, v in record['train_sums'].items()})
     bar = tqdm(total=t.steps, initial=start, disable=not (progress and logbook.enabled),
@@ -283,7 +259,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = Tru
       if not bar.disable:
         bar.write(message, file=sys.stderr)
 
-    for step in range(start, t.steps):
+    for step in range(start, start if stopped else t.steps):
       batch = parallel.global_batch(next(train_batches), setup.data_sharding)
       state, metrics = setup.train_step(state, batch)
       sums = metrics if sums is None else jax.tree_util.tree_map(jnp.add, sums, metrics)
@@ -300,23 +276,47 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = Tru
                      tokens_per_sec=steps_logged * t.batch_size * t.seq_len / elapsed)
         logbook.write(done, 'train', train)
         bar.set_postfix(loss=f'{train["loss"]:.4f}', tok_s=f'{train["tokens_per_sec"]:,.0f}')
-      if t.eval_every and t.eval_batches and done % t.eval_every == 0:
-        val = evaluate(data.estimate(done))
-        logbook.write(done, 'val', val)
-        say(f'step {done}: val loss {val["loss"]:.4f}')
-      if done == t.steps and t.full_eval:
-        for split, batches in data.full.items():
+      evaluated = {}
+      if t.eval_every and done % t.eval_every == 0:
+        if t.eval_batches:
+          val = evaluation.losses(setup, state.params, data.estimate(done))
+          logbook.write(done, 'val', val)
+          say(f'step {done}: val loss {val["loss"]:.4f}')
+        if t.select_metric:
+          evaluated['validation'] = full = whole('validation')
+          logbook.write(done, 'val_full', full)
+          value = full[t.select_metric]
+          if evaluation.improved(t.select_metric, value, best and best['value']):
+            best, stale = {'step': done, 'value': value, 'metrics': full}, 0
+            best_checkpoints.save(done, state, {'step': done})
+          else:
+            stale += 1
+          stopped = bool(t.patience) and stale >= t.patience
+          say(f'step {done}: {t.select_metric} {value:.4f} (best {best["value"]:.4f} at step '
+              f'{best["step"]})' + (f'; stopping: no better in {stale} evaluations'
+                                    if stopped else ''))
+      last = done == t.steps or stopped
+      if last and t.full_eval:
+        for split in data.full:
           name = 'val' if split == 'validation' else split
-          full = (classify(batches(), labels) if setup.predict_step else evaluate(batches()))
-          logbook.write(done, f'{name}_full', full)
+          full = evaluated.get(split) or whole(split)
+          if split not in evaluated:
+            logbook.write(done, f'{name}_full', full)
           say(f'step {done}: {name} loss over the whole split {full["loss"]:.4f} '
               f'(perplexity {full["perplexity"]:.2f}, {int(full["tokens"])} tokens)')
-      if (t.checkpoint_every and done % t.checkpoint_every == 0) or done == t.steps:
+      if last and best is not None:
+        logbook.write(done, 'best', {'at_step': best['step'], **best['metrics']})
+      if (t.checkpoint_every and done % t.checkpoint_every == 0) or last:
         pending = (None if sums is None else
                    {k: float(v) for k, v in jax.device_get(sums).items()})
         checkpoints.save(done, state, {'step': done, 'train_sums': pending,
-                                       'data': train_batches.state()})
+                                       'data': train_batches.state(), 'best': best,
+                                       'stale': stale, 'stopped': stopped})
+      if stopped:
+        break
     bar.close()
   checkpoints.close()
+  if best_checkpoints is not None:
+    best_checkpoints.close()
   logbook.close()
   return logbook.summary()

@@ -8,17 +8,21 @@ import optax
 
 
 def schedule(optim: ml_collections.ConfigDict, total_steps: int) -> optax.Schedule:
-  """Linear warmup from 0 to ``lr``, then cosine or linear decay to ``min_lr``, or constant."""
-  decay_steps = optim.decay_steps or total_steps
+  """Linear warmup to ``lr``, then cosine or linear decay to ``min_lr``, or constant.
+
+  The warmup is nanoGPT's, ``lr * (step + 1) / (warmup + 1)``: starting at zero instead would make
+  the first update a no-op and shift every later step of a reproduced recipe by one.
+  """
+  lr, warmup = optim.lr, optim.warmup_steps
+  decay_steps = (optim.decay_steps or total_steps) - warmup
+  ramp = optax.linear_schedule(lr / (warmup + 1), lr, warmup)
   if optim.schedule == 'cosine':
-    return optax.warmup_cosine_decay_schedule(0.0, optim.lr, optim.warmup_steps, decay_steps,
-                                              end_value=optim.min_lr)
-  warmup = optax.linear_schedule(0.0, optim.lr, optim.warmup_steps)
-  if optim.schedule == 'linear':
-    after = optax.linear_schedule(optim.lr, optim.min_lr, decay_steps - optim.warmup_steps)
+    after = optax.cosine_decay_schedule(lr, decay_steps, alpha=optim.min_lr / lr)
+  elif optim.schedule == 'linear':
+    after = optax.linear_schedule(lr, optim.min_lr, decay_steps)
   else:
-    after = optax.constant_schedule(optim.lr)
-  return optax.join_schedules([warmup, after], [optim.warmup_steps])
+    after = optax.constant_schedule(lr)
+  return optax.join_schedules([ramp, after], [warmup])
 
 
 def decay_mask(params):

@@ -1,0 +1,87 @@
+"""A workdir of ``llm-jax train`` as a Hugging Face checkpoint (``convert --to-hf WORKDIR``).
+
+A language model is written as an imported one is, its family inferred from the config. A
+classifier is written as its family's ``...ForSequenceClassification`` with any LoRA adapters
+merged into their kernels first, so that the checkpoint computes what the adapted model does.
+Only a WordPiece tokenizer has a Hugging Face form (its ``vocab.txt`` or ``tokenizer.json``);
+other tokenizers are left out and the summary says so.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+from llm_jax import config as config_lib
+from llm_jax import fileio
+from llm_jax import workdir as workdir_lib
+from llm_jax.convert import files, hf
+from llm_jax.convert.family import ConversionError
+from llm_jax.data import tokenizers
+from llm_jax.models import TransformerConfig, lora
+
+WORKDIR_TOKENIZER = 'tokenizer'  # where llm-jax train saves its tokenizer
+
+
+def is_workdir(path: str) -> bool:
+  return (os.path.isfile(os.path.join(path, 'config.json'))
+          and os.path.isfile(os.path.join(path, WORKDIR_TOKENIZER, 'spec.json')))
+
+
+def to_hf(trained: workdir_lib.Trained) -> tuple[dict, dict]:
+  """(config.json, tensors) of a workdir's parameters (its best checkpoint where kept)."""
+  cfg = config_lib.model_config(trained.config, trained.tokenizer.vocab_size)
+  _check_positions(cfg, trained.tokenizer.special.get('pad'))
+  if trained.config.objective != 'classification':
+    return hf.to_hf(cfg, trained.params)
+  adapters = _lora(trained)
+  params = lora.merge(trained.params, adapters) if adapters else trained.params
+  return hf.classifier_to_hf(trained.model, params, trained.label_names)
+
+
+def _lora(trained: workdir_lib.Trained) -> lora.LoraConfig | None:
+  return getattr(trained.model, 'lora', None)  # a classifier's; the LSTM takes none
+
+
+def _check_positions(cfg: TransformerConfig, pad: int | None) -> None:
+  """RoBERTa numbers positions by counting the tokens that are not its ``pad_token_id``
+  (written as ``position_offset - 1``); ours count every token. The two agree only if that
+  id is the one the tokenizer pads with."""
+  if cfg.kind == 'encoder' and cfg.position_offset and pad != cfg.position_offset - 1:
+    raise ConversionError(
+        f'RoBERTa would read token {cfg.position_offset - 1} as padding (model.position_offset'
+        f'={cfg.position_offset}) where the tokenizer pads with {pad}: positions would differ; '
+        'train with model.position_offset = the padding id + 1')
+
+
+def write(workdir: str, out: str) -> str:
+  """Converts ``workdir`` into ``out``; returns the one-line summary."""
+  try:
+    trained = workdir_lib.load(workdir)
+  except FileNotFoundError as e:  # no checkpoint yet, a tokenizer file gone
+    raise ConversionError(str(e)) from None
+  hf_config, tensors = to_hf(trained)
+  files.write_hf(out, hf_config, tensors)
+  summary = f'{hf_config["architectures"][0]} (step {trained.step}) -> {out}'
+  if _lora(trained):
+    summary += '; LoRA adapters merged'
+  if not _write_tokenizer(trained.tokenizer, out):
+    summary += (f'; tokenizer not written (a {trained.tokenizer.kind} tokenizer has no '
+                'Hugging Face form)')
+  return summary
+
+
+def _write_tokenizer(tokenizer: tokenizers.Tokenizer, out: str) -> bool:
+  """A WordPiece tokenizer's file, under the name transformers looks for; a bare
+  ``vocab.txt`` gets a ``tokenizer_config.json`` naming its casing and its class (which a
+  RoBERTa config.json would otherwise pick as BPE)."""
+  if tokenizer.kind != 'wordpiece':
+    return False
+  if tokenizer.path.endswith('.json'):
+    shutil.copyfile(tokenizer.path, os.path.join(out, 'tokenizer.json'))
+    return True
+  shutil.copyfile(tokenizer.path, os.path.join(out, 'vocab.txt'))
+  fileio.write_atomic(os.path.join(out, 'tokenizer_config.json'), json.dumps(
+      {'tokenizer_class': 'BertTokenizer', 'do_lower_case': tokenizer.lowercase}, indent=2))
+  return True

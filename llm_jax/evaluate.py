@@ -1,0 +1,54 @@
+"""``llm-jax eval``: a workdir's checkpoint over every example of an evaluation split.
+
+It rebuilds the run's data from the config saved in the workdir (its own tokenizer), so the
+figures are those training logged as ``val_full``, plus a classifier's confusion matrix.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from llm_jax import parallel
+from llm_jax import workdir as workdir_lib
+from llm_jax.errors import UsageError
+from llm_jax.train import evaluation, loop
+
+
+def run(workdir: str, split: str = 'validation', checkpoint: str = 'auto') -> dict[str, Any]:
+  """The split's metrics at the chosen checkpoint; classifiers add ``confusion`` (rows: true
+  label, columns: predicted, in the order of ``labels``)."""
+  trained = workdir_lib.load(workdir, checkpoint)
+  data = loop.load_data(trained.config, workdir)
+  if split not in data.full:
+    raise UsageError(f'the data of {workdir} has no {split!r} split; it has '
+                     f'{", ".join(data.full)}')
+  setup = trained.setup
+  num_classes = loop.label_count(trained.config, trained.label_names)
+  with parallel.activate(setup.mesh):
+    if setup.predict_step is None:
+      found, metrics = None, evaluation.losses(setup, trained.params, data.full[split]())
+    else:
+      metrics, found = evaluation.classify(setup, trained.params, data.full[split](),
+                                           num_classes)
+  out = {'workdir': workdir, 'step': trained.step, 'split': split, **metrics}
+  if found is not None:
+    out.update(labels=list(trained.label_names), confusion=found.confusion.tolist())
+  return out
+
+
+def table(result: dict[str, Any]) -> str:
+  """The result as a reader wants it: one metric per line, then the confusion matrix."""
+  lines = [f'{result["workdir"]} at step {result["step"]}, {result["split"]} split']
+  for name, value in result.items():
+    if isinstance(value, float):
+      lines.append(f'  {name:<16} {value:.4f}')
+    elif isinstance(value, int) and name != 'step':
+      lines.append(f'  {name:<16} {value}')
+  if 'confusion' in result:
+    names = result['labels'] or [str(i) for i in range(len(result['confusion']))]
+    width = max(8, *(len(n) + 1 for n in names))
+    lines.append('confusion (rows: true, columns: predicted)')
+    lines.append(' ' * width + ''.join(f'{n:>{width}}' for n in names))
+    for name, row in zip(names, result['confusion']):
+      lines.append(f'{name:>{width}}' + ''.join(f'{v:>{width}}' for v in row))
+  return '\n'.join(lines)
