@@ -8,7 +8,10 @@ three epochs of the 2,700 training sentences per fold.
   llm-jax cv --config=configs/sentiment_minilm.py --workdir=runs/sentiment_minilm \
       --config.data.data_dir=../shared/data
 
-Measured on the 2-core CPU: RESULTS
+Measured on the 2-core CPU (seed 0, another job niced beside it): accuracy 93.23% +- 1.60
+(mean +- standard deviation over the 10 folds; folds 91.33% to 96.00%), F1 0.9324 +- 0.0160,
+ROC-AUC 0.9802 +- 0.0066, in 19.8 min (about 2 min a fold, start-up included).
+experiments/sentiment_cv/README.md.
 """
 
 import os

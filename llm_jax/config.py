@@ -59,6 +59,7 @@ def base() -> ml_collections.ConfigDict:
   c.data.workers = 0  # grain worker processes
   c.data.cv_folds = 0  # k-fold cross-validation: train's k shuffled folds (0: off) ...
   c.data.cv_fold = 0  # ... of which this one validates (llm-jax cv runs each in turn)
+  c.data.train_examples = 0  # train on a fixed random subset of this many examples (0: all)
 
   c.model = ml_collections.ConfigDict(
       {f.name: f.default for f in TransformerConfig.__dataclass_fields__.values()
@@ -210,6 +211,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
     problems.append(f'train.select_metric={t.select_metric!r} is evaluated every '
                     'train.eval_every steps: set train.eval_every > 0')
   d = config.data
+  if d.train_examples < 0 or (d.train_examples and config.objective != 'classification'):
+    problems.append(f'data.train_examples={d.train_examples} subsets labelled data: it needs '
+                    'objective="classification" and a count >= 0')
   if d.cv_folds and (config.objective != 'classification' or d.cv_folds < 2 or
                      not 0 <= d.cv_fold < d.cv_folds):
     problems.append(f'data.cv_folds={d.cv_folds}, data.cv_fold={d.cv_fold}: cross-validation '

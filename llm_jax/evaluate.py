@@ -40,7 +40,9 @@ def table(result: dict[str, Any]) -> str:
   """The result as a reader wants it: one metric per line, then the confusion matrix."""
   lines = [f'{result["workdir"]} at step {result["step"]}, {result["split"]} split']
   for name, value in result.items():
-    if isinstance(value, float):
+    if name == 'tokens':
+      lines.append(f'  {name:<16} {int(value)}')
+    elif isinstance(value, float):
       lines.append(f'  {name:<16} {value:.4f}')
     elif isinstance(value, int) and name != 'step':
       lines.append(f'  {name:<16} {value}')

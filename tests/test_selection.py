@@ -95,3 +95,16 @@ def test_cv_command_runs_every_fold(labelled, tmp_path, capsys):
   assert result['mean']['accuracy'] == pytest.approx(np.mean(accuracies))
   assert result['std']['accuracy'] == pytest.approx(np.std(accuracies, ddof=1))
   assert json.loads((tmp_path / 'cv' / 'cv.json').read_text()) == result
+
+
+def test_train_subsets_are_fixed_and_nest():
+  labels = np.arange(100) % 2
+  tokens = [np.array([i]) for i in range(100)]
+  small, _ = pipeline.subset(tokens, labels, 10)
+  large, large_labels = pipeline.subset(tokens, labels, 40)
+  small_ids, large_ids = [int(t[0]) for t in small], [int(t[0]) for t in large]
+  assert len(set(large_ids)) == 40 and set(small_ids) <= set(large_ids)
+  assert large_labels.tolist() == [i % 2 for i in large_ids]
+  assert small_ids == [int(t[0]) for t in pipeline.subset(tokens, labels, 10)[0]]
+  with pytest.raises(UsageError, match='exceeds the 100 training examples'):
+    pipeline.subset(tokens, labels, 101)

@@ -143,6 +143,8 @@ def labelled_data(config: ml_collections.ConfigDict, tokenizer: tokenizers.Token
                       np.array([r['label'] for r in records]))
   if data.cv_folds:
     encoded.update(cv_split(*encoded['train'], data.cv_folds, data.cv_fold))
+  if data.train_examples:
+    encoded['train'] = subset(*encoded['train'], data.train_examples)
   if 'validation' not in encoded:
     raise UsageError(f'{data.corpus} has no validation split: set data.val_fraction or '
                      'data.files.validation')
@@ -182,6 +184,15 @@ def cv_split(tokens: list, labels: np.ndarray, folds: int, fold: int) -> dict[st
   def take(keep):
     return [tokens[i] for i in np.flatnonzero(keep)], labels[keep]
   return {'train': take(assigned != fold), 'validation': take(assigned == fold)}
+
+
+def subset(tokens: list, labels: np.ndarray, count: int) -> tuple[list, np.ndarray]:
+  """``count`` training examples drawn by a fixed permutation: the same subset for every
+  model, and a larger count holds every smaller one (a learning curve nests)."""
+  if count > len(labels):
+    raise UsageError(f'data.train_examples={count} exceeds the {len(labels)} training examples')
+  keep = np.sort(np.random.default_rng(0).permutation(len(labels))[:count])
+  return [tokens[i] for i in keep], labels[keep]
 
 
 def packing(config: ml_collections.ConfigDict, tokenizer: tokenizers.Tokenizer):
