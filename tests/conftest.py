@@ -2,6 +2,7 @@
 
 import os
 
+import numpy as np
 import pytest
 
 from llm_jax import config as config_lib
@@ -28,3 +29,18 @@ def tiny_config():
 def _isolated_cache(tmp_path_factory):
   """Prepared datasets go to a per-session folder, not the user's ~/.cache."""
   os.environ['LLM_JAX_CACHE_DIR'] = str(tmp_path_factory.mktemp('llm_jax_cache'))
+
+
+def write_labelled(root, words: dict, sizes: dict[str, int], picks: int,
+                   filler: tuple[str, ...]) -> None:
+  """``root/<split>.tsv`` files of a learnable toy task: each row is ``picks`` words of its
+  label's list plus the ``filler`` words every label shares, shuffled; a header line."""
+  rng = np.random.default_rng(0)
+  labels = list(words)
+  for split, n in sizes.items():
+    rows = ['text\tlabel']
+    for _ in range(n):
+      label = labels[int(rng.integers(0, len(labels)))]
+      chosen = rng.choice(words[label].split(), size=picks).tolist() + list(filler)
+      rows.append(f'{" ".join(rng.permutation(chosen))}\t{label}')
+    (root / f'{split}.tsv').write_text('\n'.join(rows) + '\n')

@@ -18,7 +18,7 @@ from llm_jax.convert import cli, trained
 from llm_jax.convert.family import ConversionError
 from llm_jax.data import tokenizers
 from tests import hf_parity
-from tests.conftest import REPO
+from tests.conftest import REPO, write_labelled
 
 WORDS = {'neg': 'bad awful poor ugly dull', 'mid': 'plain usual okay fair so',
          'pos': 'good great fine nice lovely'}
@@ -33,14 +33,7 @@ FAST = ['train.batch_size=8', 'train.seq_len=16', 'train.steps=4', 'train.log_ev
 def labelled(tmp_path_factory):
   """Three labels in TSV files, and a WordPiece vocabulary of their words."""
   root = tmp_path_factory.mktemp('labelled')
-  rng = np.random.default_rng(0)
-  for split, n in (('train', 64), ('dev', 16)):
-    rows = ['text\tlabel']
-    for _ in range(n):
-      label = rng.choice(list(WORDS))
-      words = rng.choice(WORDS[label].split(), size=3).tolist() + ['the', 'film']
-      rows.append(f'{" ".join(rng.permutation(words))}\t{label}')
-    (root / f'{split}.tsv').write_text('\n'.join(rows) + '\n')
+  write_labelled(root, WORDS, {'train': 64, 'dev': 16}, 3, ('the', 'film'))
   vocab = SPECIALS + ['the', 'film'] + ' '.join(WORDS.values()).split()
   (root / 'vocab.txt').write_text('\n'.join(vocab) + '\n')
   return root

@@ -10,7 +10,7 @@ import pytest
 from llm_jax import config as config_lib
 from llm_jax import train, workdir
 from llm_jax.errors import UsageError
-from tests.conftest import REPO
+from tests.conftest import REPO, write_labelled
 
 WORDS = {1: 'good great fine nice lovely', 0: 'bad awful poor ugly dull'}
 
@@ -18,14 +18,7 @@ WORDS = {1: 'good great fine nice lovely', 0: 'bad awful poor ugly dull'}
 @pytest.fixture(scope='module')
 def labelled(tmp_path_factory):
   root = tmp_path_factory.mktemp('labelled')
-  rng = np.random.default_rng(0)
-  for split, n in (('train', 256), ('dev', 64)):
-    rows = ['text\tlabel']
-    for _ in range(n):
-      label = int(rng.integers(0, 2))
-      words = rng.choice(WORDS[label].split(), size=3).tolist() + ['the', 'film']
-      rows.append(f'{" ".join(rng.permutation(words))}\t{label}')
-    (root / f'{split}.tsv').write_text('\n'.join(rows) + '\n')
+  write_labelled(root, WORDS, {'train': 256, 'dev': 64}, 3, ('the', 'film'))
   return root
 
 
