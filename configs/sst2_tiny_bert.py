@@ -42,7 +42,7 @@ def get_config(arg: str = 'pretrain'):
     config.objective = 'masked_lm'
     d.corpus, d.tokenizer, d.vocab_size = 'sst2+ptb', 'sentencepiece', 8000
     m.mlm_head, m.pooler = True, False
-    t.batch_size, t.seq_len, t.steps, t.log_every = 64, 64, 2000, 50
+    t.batch_size, t.seq_len, t.steps, t.log_every = 64, 64, 5000, 50
     t.eval_every, t.eval_batches, t.checkpoint_every, t.full_eval_batch_size = 500, 20, 500, 64
     o.lr, o.min_lr, o.warmup_steps, o.weight_decay = 1e-3, 1e-4, 100, 0.01
   elif arg in ('finetune', 'scratch'):

@@ -119,6 +119,26 @@ def mask_tokens(rng: jax.Array, tokens: jax.Array, *, vocab_size: int, mask_id: 
   return inputs, selected.astype(jnp.float32)
 
 
+def prediction_cap(length: int, rate: float = 0.15) -> int:
+  """How many masked positions per row the head predicts: the mean plus four standard
+  deviations of the selected count, which a row exceeds a few times in 100,000 (BERT's
+  ``max_predictions_per_seq`` is 20 for rows of 128; this gives 36)."""
+  return min(length, math.ceil(rate * length + 4 * math.sqrt(rate * (1 - rate) * length)))
+
+
+def cap_predictions(tokens: jax.Array, inputs: jax.Array, weights: jax.Array,
+                    cap: int) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """``mask_tokens``'s selection cut to the first ``cap`` positions of each row, as BERT's
+  ``max_predictions_per_seq`` does: returns ``(inputs, positions[batch, cap], weights[batch,
+  cap])``. A selected position past the cap gets its token back, so what the model sees
+  and what the loss counts stay the same set."""
+  selected = weights > 0
+  kept = selected & (jnp.cumsum(selected, axis=1) <= cap)
+  inputs = jnp.where(selected & ~kept, tokens, inputs)
+  positions = jnp.argsort(jnp.where(kept, 0, 1), axis=1, stable=True)[:, :cap]
+  return inputs, positions, jnp.take_along_axis(kept, positions, axis=1).astype(jnp.float32)
+
+
 def masked_lm(logits: jax.Array, tokens: jax.Array,
               weights: jax.Array) -> tuple[jax.Array, dict[str, jax.Array]]:
   """The original ``tokens`` predicted where ``mask_tokens`` selected them (``weights``), and

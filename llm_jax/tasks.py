@@ -35,16 +35,20 @@ def masked_lm(model: nn.Module, params, batch: dict[str, jax.Array], rng: jax.Ar
               train: bool, *, vocab_size: int, mask_id: int, special_ids: Sequence[int]):
   """BERT's objective on an encoder: ``batch['inputs']`` are clean token rows ([CLS] ...
   [SEP], padding); ``segment_ids`` (0 on padding), ``token_types``, ``positions`` and
-  ``word_starts`` (whole-word masking) are optional. Masking is redrawn every step."""
+  ``word_starts`` (whole-word masking) are optional. Masking is redrawn every step. The head
+  runs at the masked positions only, at most ``prediction_cap(length)`` of them per row."""
   mask_rng, dropout_rng = jax.random.split(rng)
   tokens = batch['inputs']
   inputs, weights = objectives.mask_tokens(mask_rng, tokens, vocab_size=vocab_size,
                                            mask_id=mask_id, special_ids=special_ids,
                                            word_starts=batch.get('word_starts'))
+  inputs, predict_at, weights = objectives.cap_predictions(
+      tokens, inputs, weights, objectives.prediction_cap(tokens.shape[1]))
   logits = model.apply({'params': params}, inputs, batch.get('positions'),
                        batch.get('segment_ids'), token_types=batch.get('token_types'),
-                       deterministic=not train, rngs={'dropout': dropout_rng})
-  return objectives.masked_lm(logits, tokens, weights)
+                       deterministic=not train, rngs={'dropout': dropout_rng},
+                       predict_at=predict_at)
+  return objectives.masked_lm(logits, jnp.take_along_axis(tokens, predict_at, axis=1), weights)
 
 
 def span_corruption(model: nn.Module, params, batch: dict[str, jax.Array], rng: jax.Array,

@@ -103,6 +103,35 @@ def test_masked_lm_task_trains_an_encoder(bert):
   assert float(again) == float(loss)  # masking is a function of the key
 
 
+def test_the_task_predicts_only_masked_positions_and_loses_nothing(bert):
+  """Logits at the (capped) masked positions give the loss of logits at every position."""
+  model, params = bert
+  tokens = rows(batch=8, length=16, seed=3)
+  batch = {'inputs': tokens, 'segment_ids': (tokens != PAD).astype(jnp.int32)}
+  rng = jax.random.key(7)
+  loss, metrics = tasks.bind('masked_lm', VOCAB, SPECIAL)(model, params, batch, rng, train=False)
+  inputs, weights = objectives.mask_tokens(jax.random.split(rng)[0], tokens, vocab_size=VOCAB,
+                                           mask_id=MASK, special_ids=(PAD, CLS, SEP, MASK))
+  assert int(weights.sum(1).max()) <= objectives.prediction_cap(16)  # the cap did not bind
+  logits = model.apply({'params': params}, inputs, None, batch['segment_ids'])
+  full_loss, full = objectives.masked_lm(logits, tokens, weights)
+  np.testing.assert_allclose(loss, full_loss, rtol=1e-6)
+  assert float(metrics['tokens']) == float(full['tokens']) == float(weights.sum())
+  np.testing.assert_allclose(metrics['correct_sum'], full['correct_sum'])
+
+
+def test_selections_past_the_cap_are_undone():
+  tokens = jnp.arange(10, 18)[None].repeat(2, 0)
+  weights = jnp.array([[0, 1, 1, 0, 1, 1, 0, 0], [0, 0, 0, 0, 0, 0, 1, 0]], jnp.float32)
+  inputs = jnp.where(weights > 0, MASK, tokens)
+  inputs, positions, kept = objectives.cap_predictions(tokens, inputs, weights, cap=3)
+  np.testing.assert_array_equal(positions[0], [1, 2, 4])
+  np.testing.assert_array_equal(kept, [[1, 1, 1], [1, 0, 0]])
+  assert int(positions[1, 0]) == 6
+  np.testing.assert_array_equal(inputs[0], [10, MASK, MASK, 13, MASK, 15, 16, 17])  # 5 restored
+  assert [objectives.prediction_cap(n) for n in (16, 64, 128, 512)] == [9, 22, 36, 110]
+
+
 def test_bind_names_the_missing_special_token():
   with pytest.raises(UsageError, match="needs the tokenizer's mask token"):
     tasks.bind('masked_lm', VOCAB, {'pad': 0})

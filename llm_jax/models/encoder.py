@@ -52,9 +52,14 @@ class EncoderLM(nn.Module):
 
   def __call__(self, tokens: jax.Array, positions: jax.Array | None = None,
                segment_ids: jax.Array | None = None, *, token_types: jax.Array | None = None,
-               deterministic: bool = True) -> jax.Array:
+               deterministic: bool = True, predict_at: jax.Array | None = None) -> jax.Array:
     """Masked-LM logits ``[batch, length, vocab]`` in float32; a bare encoder (no
-    ``mlm_head``, Hugging Face's ``BertModel``) returns ``encode``'s hidden states."""
+    ``mlm_head``, Hugging Face's ``BertModel``) returns ``encode``'s hidden states.
+
+    ``predict_at[batch, k]`` (positions) gives the logits ``[batch, k, vocab]`` at those
+    positions only: the vocabulary-wide head is most of a small model's cost, and pretraining
+    reads it only where tokens were masked.
+    """
     cfg = self.cfg
     x = self.encode(tokens, positions, segment_ids, token_types=token_types,
                     deterministic=deterministic)
@@ -62,5 +67,7 @@ class EncoderLM(nn.Module):
       self.pool(x)  # only a classification head calls the pooler: create it here
     if not cfg.mlm_head:
       return x
+    if predict_at is not None:
+      x = jnp.take_along_axis(x, predict_at[..., None], axis=1)
     x = self.mlm_norm(layers.ACTIVATIONS[cfg.mlp][0](self.mlm_transform(x)))
     return output_logits(cfg, x, self.embed, self.lm_head) + self.mlm_bias
