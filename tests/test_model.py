@@ -1,4 +1,5 @@
 import functools
+import math
 
 import flax.linen as nn
 import jax
@@ -7,7 +8,7 @@ import numpy as np
 import pytest
 
 from llm_jax import parallel
-from llm_jax.models import DecoderLM, TransformerConfig
+from llm_jax.models import DecoderLM, TransformerConfig, layers
 
 GPT = dict(vocab_size=50, d_model=32, num_heads=4, num_layers=2, max_len=24)
 LLAMA = dict(GPT, norm='rmsnorm', positions='rope', mlp='swiglu', num_kv_heads=2,
@@ -77,3 +78,15 @@ def test_impossible_shapes_are_reported():
   assert any('not divisible' in e for e in errors)
   errors = TransformerConfig(vocab_size=10, num_heads=4, num_kv_heads=3).errors()
   assert any('num_kv_heads' in e for e in errors)
+
+
+def test_gelu_is_exact_gelu_and_keeps_its_dtype():
+  x = np.linspace(-10, 10, 4001, dtype=np.float32)
+  exact = np.array([0.5 * v * (1 + math.erf(v / math.sqrt(2))) for v in x.astype(np.float64)])
+  slope = np.array([0.5 * (1 + math.erf(v / math.sqrt(2))) + v * math.exp(-v * v / 2)
+                    / math.sqrt(2 * math.pi) for v in x.astype(np.float64)])
+  np.testing.assert_allclose(jax.jit(layers.gelu)(x), exact, rtol=0, atol=2e-6)
+  np.testing.assert_allclose(jax.jit(jax.grad(lambda v: layers.gelu(v).sum()))(x), slope,
+                             rtol=0, atol=2e-6)
+  assert np.abs(exact - np.asarray(jax.nn.gelu(x, approximate=True))).max() > 1e-4  # not tanh
+  assert layers.gelu(jnp.ones(3, jnp.bfloat16)).dtype == jnp.bfloat16

@@ -296,9 +296,20 @@ class Mlp(nn.Module):
                  self.dtype, name='wo')(h)
 
 
+def gelu(x: jax.Array) -> jax.Array:
+  """Exact GELU written as PyTorch's kernel computes it, ``x/2 * (1 + erf(x/sqrt(2)))``.
+
+  ``jax.nn.gelu(approximate=False)`` goes through ``erfc``, which XLA:CPU expands into a
+  piecewise approximation whose gradient it fuses with a transposing copy: that made the MLP
+  activation a third of nanoGPT's CPU training step (42 ms, 31 ms with this form). Values stay
+  within 1.2e-6 of float64 GELU, as PyTorch's do.
+  """
+  return 0.5 * x * (1 + jax.lax.erf(x * math.sqrt(0.5)))
+
+
 # name -> (activation, whether the MLP is gated by a second input projection)
 ACTIVATIONS: dict[str, tuple[Callable[[jax.Array], jax.Array], bool]] = {
-    'gelu': (lambda x: jax.nn.gelu(x, approximate=False), False),
+    'gelu': (gelu, False),
     'gelu_tanh': (lambda x: jax.nn.gelu(x, approximate=True), False),
     'relu': (jax.nn.relu, False),
     'swiglu': (jax.nn.silu, True),
