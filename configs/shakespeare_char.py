@@ -14,6 +14,9 @@ config/train_shakespeare_char.py --device=cpu --compile=False --eval_iters=20 --
   1.9072 +- 0.0024), and 12 steps of our train step equal PyTorch's AdamW loop to 2e-5
   (tests/test_parity_training.py); the 20-batch estimate moves by 0.017 (one standard
   deviation) from seed to seed: experiments/shakespeare_char/README.md.
+  On a 2-core Zen 3 (2026-12-01, `/usr/bin/time`, alternated with nanoGPT): 181.6 and 196.5 s
+  wall against nanoGPT's 180.3 and 169.2 s, the same losses to the fourth decimal
+  (experiments/speed/README.md).
 
 `get_config('gpu')`: nanoGPT's GPU recipe (6 layers, 6 heads, 384 wide, context 256, batch 64,
 dropout 0.2, lr 1e-3 -> 1e-4 over 5000 steps, warmup 100); nanoGPT reports val loss 1.4697

@@ -11,6 +11,7 @@ import json
 import os
 import sys
 
+from llm_jax import host
 from llm_jax.errors import UsageError
 
 
@@ -34,8 +35,21 @@ def cmd_train(args, overrides) -> None:
   config = _load_config(args, overrides)  # a bad config fails before joining a cluster
   if args.distributed:
     parallel.initialize_distributed(args.coordinator, args.num_processes, args.process_id)
-  final = train.run(config, args.workdir)
+  final = train.run(config, args.workdir, profile=_profile_steps(args.profile))
   print(json.dumps(final, indent=2))
+
+
+def _profile_steps(spec: str) -> tuple[int, int] | None:
+  if not spec:
+    return None
+  try:
+    start, _, stop = spec.partition(':')
+    start, stop = int(start), int(stop) if stop else int(start) + 3
+  except ValueError:
+    raise UsageError(f'--profile={spec!r}: give START:STOP or N (steps)') from None
+  if not 0 <= start < stop:
+    raise UsageError(f'--profile={spec!r}: need 0 <= START < STOP')
+  return start, stop
 
 
 def cmd_cv(args, overrides) -> None:
@@ -128,7 +142,11 @@ def cmd_convert(args, overrides) -> None:
 def cmd_bench(args, overrides) -> None:
   from llm_jax import bench
   config = _load_config(args, overrides)
-  results = bench.run(config, steps=args.steps, compare_hf=not args.no_hf)
+  if args.generate:
+    results = bench.run_generate(config, compare_hf=not args.no_hf,
+                                 new_tokens=args.new_tokens, prompt_len=args.prompt_len)
+  else:
+    results = bench.run(config, steps=args.steps, compare_hf=not args.no_hf)
   if args.json:
     print(json.dumps(results))
 
@@ -146,6 +164,9 @@ def parser() -> argparse.ArgumentParser:
   t.add_argument('--coordinator', default='', help='host:port of process 0')
   t.add_argument('--num-processes', type=int, default=0)
   t.add_argument('--process-id', type=int, default=-1)
+  t.add_argument('--profile', default='', metavar='START:STOP',
+                 help='write a jax.profiler trace of steps START..STOP-1 (or N: the 3 steps '
+                 'after step N) to WORKDIR/profile')
   t.set_defaults(fn=cmd_train)
 
   cv = sub.add_parser('cv', help='k-fold cross-validation of a classifier config, one run '
@@ -209,8 +230,14 @@ def parser() -> argparse.ArgumentParser:
   pl.add_argument('--json', action='store_true')
   pl.set_defaults(fn=cmd_plan)
 
-  b = sub.add_parser('bench', help='train-step speed and MFU, beside Hugging Face PyTorch')
-  b.add_argument('--config', required=True)
+  b = sub.add_parser('bench', help='train-step (or decode) speed and MFU, beside Hugging Face '
+                     'PyTorch')
+  b.add_argument('--config', default='configs/gpt.py:gpt2',
+                 help='default: the GPT-2 124M shape (random weights), for --generate')
+  b.add_argument('--generate', action='store_true',
+                 help='time cached greedy decoding at batch 1 and 8 instead of training')
+  b.add_argument('--prompt-len', type=int, default=128)
+  b.add_argument('--new-tokens', type=int, default=128)
   b.add_argument('--steps', type=int, default=20, help='timed steps (median reported)')
   b.add_argument('--no-hf', action='store_true', help='skip the PyTorch comparison')
   b.add_argument('--json', action='store_true', help='also print the results as JSON')
@@ -222,6 +249,7 @@ def main(argv: list[str] | None = None) -> None:
   argv = sys.argv[1:] if argv is None else argv
   rest, overrides = _split_overrides(argv)
   args = parser().parse_args(rest)
+  host.keep_freed_memory()  # before jax allocates anything (host.py says why)
   try:
     args.fn(args, overrides)
   except (UsageError, FileNotFoundError) as e:

@@ -22,6 +22,9 @@ STANDARD = {
         vocab_size=32000, hidden_size=768, intermediate_size=2048, num_hidden_layers=12,
         num_attention_heads=12, num_key_value_heads=4, max_position_embeddings=2048,
         tie_word_embeddings=True)),
+    'llama.py:1b': lambda: transformers.LlamaForCausalLM(transformers.LlamaConfig(
+        vocab_size=32000, hidden_size=2048, intermediate_size=5632, num_hidden_layers=22,
+        num_attention_heads=32, num_key_value_heads=4, max_position_embeddings=2048)),
 }
 TINY = ['gpt.py:tiny', 'bert.py:tiny', 't5.py:tiny', 'llama.py:tiny']
 

@@ -184,6 +184,34 @@ def attention_mask(query_valid: jax.Array | None, key_valid: jax.Array | None, c
   return mask[:, None, :, :]
 
 
+# model.attention -> jax.nn.dot_product_attention's implementation. 'xla' runs everywhere;
+# 'cudnn' is cuDNN's fused flash attention (NVIDIA GPUs, bf16/fp16).
+ATTENTION_IMPLEMENTATIONS = ('xla', 'cudnn')
+
+
+def attention_errors(implementation: str, dtype: str, backend: str | None = None) -> list[str]:
+  """Why ``implementation`` cannot run in ``dtype`` (and on ``backend``, when given: asking
+  jax for it starts the backend, which must wait for ``jax.distributed.initialize``)."""
+  if implementation not in ATTENTION_IMPLEMENTATIONS:
+    return [f'model.attention={implementation!r} is not one of {ATTENTION_IMPLEMENTATIONS}']
+  if implementation == 'cudnn' and backend not in (None, 'gpu'):
+    return [(f'model.attention="cudnn" needs an NVIDIA GPU, but jax runs on {backend}; '
+             'use model.attention="xla"')]
+  if implementation == 'cudnn' and dtype == 'float32':
+    return [('model.attention="cudnn" computes in bfloat16 or float16; set '
+             'model.dtype="bfloat16" or use model.attention="xla"')]
+  return []
+
+
+def attend(q: jax.Array, k: jax.Array, v: jax.Array, bias: jax.Array | None,
+           mask: jax.Array | None, scaled: bool, implementation: str = 'xla') -> jax.Array:
+  """Softmax attention of ``q[b, t, heads, d]`` over ``k``/``v[b, s, kv_heads, d]``: scores
+  and softmax in float32 whatever the inputs' dtype, grouped heads without copies."""
+  return jax.nn.dot_product_attention(q, k, v, bias=bias, mask=mask,
+                                      scale=None if scaled else 1.0,
+                                      implementation=implementation)
+
+
 class Attention(nn.Module):
   """Multi-head attention with grouped-query heads, optional RoPE, bias and a KV cache.
 
@@ -210,6 +238,7 @@ class Attention(nn.Module):
   dtype: Any = jnp.float32
   scaled: bool = True
   cross: bool = False
+  implementation: str = 'xla'  # of full-sequence attention: ATTENTION_IMPLEMENTATIONS
 
   @nn.compact
   def __call__(self, x: jax.Array, kv_input: jax.Array | None, mask: jax.Array | None,
@@ -242,8 +271,7 @@ class Attention(nn.Module):
     bias = None
     if position_bias is not None:
       bias = position_bias(positions, key_positions).astype(q.dtype)
-    out = jax.nn.dot_product_attention(q, k, v, bias=bias, mask=mask,
-                                       scale=None if self.scaled else 1.0)
+    out = attend(q, k, v, bias, mask, self.scaled, self.implementation)
     out = Dense((x.shape[-1],), ('heads', 'kv'), ('embed',), self.use_bias,
                 normal(self.out_init_std), self.dtype, name='out')(out)
     return out

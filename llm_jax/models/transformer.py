@@ -64,6 +64,7 @@ class TransformerConfig:
   dtype: str = 'float32'
   remat: str = 'none'  # activations kept for the backward pass: none | full | save_dots
   scan_layers: bool = False  # one nn.scan over stacked blocks: compile time flat in depth
+  attention: str = 'xla'  # full-sequence attention kernel: xla | cudnn (layers.attend)
   lstm_hidden: tuple[int, ...] = ()  # kind='lstm': hidden size per layer, bottom up; (): d_model
 
   @property
@@ -124,6 +125,8 @@ class TransformerConfig:
       out.append(f'model.dropout must be in [0, 1), got {self.dropout}')
     if self.dtype not in ('float32', 'bfloat16', 'float16'):
       out.append(f'model.dtype={self.dtype!r} is not one of float32, bfloat16, float16')
+    if self.kind != 'lstm':
+      out += layers.attention_errors(self.attention, self.dtype)
     return out
 
 
@@ -161,7 +164,7 @@ class Block(nn.Module):
     def attention(name, rope_theta, cross):
       return layers.Attention(
           cfg.num_heads, cfg.kv_heads, cfg.dim_per_head, cfg.use_bias, rope_theta, out_std,
-          cfg.init_std, dtype, cfg.scaled_attention, cross, name=name)
+          cfg.init_std, dtype, cfg.scaled_attention, cross, cfg.attention, name=name)
 
     rope = cfg.rope_theta if cfg.positions == 'rope' else None
     position_bias = None if bias_table is None else functools.partial(

@@ -27,7 +27,7 @@ from llm_jax import config as config_lib
 from llm_jax import fileio, objectives, parallel, tasks
 from llm_jax.data import pipeline, sources, tokenizers
 from llm_jax import models
-from llm_jax.models import TransformerConfig
+from llm_jax.models import TransformerConfig, layers
 from llm_jax.train import evaluation, freeze, optim
 from llm_jax.train import state as state_lib
 from llm_jax.train.checkpoint import Checkpointer
@@ -126,6 +126,12 @@ def build(config: ml_collections.ConfigDict, model_cfg: TransformerConfig,
   trains only what ``finetune.freeze`` leaves trainable.
   """
   t, f = config.train, config.finetune
+  # the backend may be asked only now, after jax.distributed has started (config.validate
+  # checked the rest)
+  problems = [] if model_cfg.kind == 'lstm' else layers.attention_errors(
+      model_cfg.attention, model_cfg.dtype, jax.default_backend())
+  if problems:
+    raise config_lib.ConfigError(problems[0])
   mesh = parallel.make_mesh(config.parallel)
   tx = optim.make(config.optim, t.steps)
   freeze_spec = 'all'
@@ -190,8 +196,13 @@ def load_data(config: ml_collections.ConfigDict,
   return pipeline.lm_data(config, tokenizer, jax.process_index(), jax.process_count())
 
 
-def run(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = True) -> dict[str, Any]:
-  """Trains (or resumes) the configured model in ``workdir``; returns the final metrics."""
+def run(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = True,
+        profile: tuple[int, int] | None = None) -> dict[str, Any]:
+  """Trains (or resumes) the configured model in ``workdir``; returns the final metrics.
+
+  ``profile=(start, stop)`` writes a ``jax.profiler`` trace of those steps (host loop and
+  device kernels; open it in Perfetto or TensorBoard) to ``WORKDIR/profile``.
+  """
   config_lib.validate(config)
   t = config.train
   os.makedirs(workdir, exist_ok=True)
@@ -260,10 +271,17 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = Tru
         bar.write(message, file=sys.stderr)
 
     for step in range(start, start if stopped else t.steps):
+      if profile and step == max(profile[0], start) and step < profile[1]:
+        jax.profiler.start_trace(os.path.join(workdir, 'profile'), create_perfetto_trace=True)
       batch = parallel.global_batch(next(train_batches), setup.data_sharding)
       state, metrics = setup.train_step(state, batch)
       sums = metrics if sums is None else jax.tree_util.tree_map(jnp.add, sums, metrics)
       done = step + 1
+      if profile and done == min(profile[1], t.steps) and max(profile[0], start) < profile[1]:
+        jax.block_until_ready(metrics)
+        jax.profiler.stop_trace()
+        say(f'step {done}: profile of steps {max(profile[0], start)}..{step} in '
+            f'{os.path.join(workdir, "profile")}')
       bar.update(1)
       if done % t.log_every == 0 or done == t.steps:
         host = jax.device_get(sums)
