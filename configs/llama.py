@@ -21,32 +21,31 @@ The tiny preset is a test and CPU-demo size; no baseline run is recorded for the
 """
 
 from llm_jax.config import base
+from llm_jax.models import presets
+
+PRESETS = {'tiny': 'llama_tiny', '100m': 'llama_100m', '1b': 'llama_1b', '7b': 'llama_7b'}
 
 
 def get_config(arg: str = 'tiny'):
+  if arg not in PRESETS:
+    raise ValueError(f'unknown variant {arg!r}: use "tiny", "100m", "1b" or "7b"')
   config = base()
   config.objective = 'causal_lm'
-  m = config.model
-  m.kind, m.norm, m.norm_eps, m.pre_norm = 'decoder', 'rmsnorm', 1e-6, True
-  m.positions, m.rope_theta, m.mlp, m.use_bias = 'rope', 10000.0, 'swiglu', False
-  if arg == 'tiny':
-    m.num_layers, m.num_heads, m.num_kv_heads, m.d_model, m.d_ff = 4, 4, 2, 128, 384
-    m.max_len, m.tie_embeddings = 256, False
-  elif arg == '100m':
-    m.vocab_size, m.num_layers, m.num_heads, m.num_kv_heads = 32000, 12, 12, 4
-    m.d_model, m.d_ff, m.max_len, m.tie_embeddings = 768, 2048, 2048, True
-  elif arg == '1b':
-    m.vocab_size, m.num_layers, m.num_heads, m.num_kv_heads = 32000, 22, 32, 4
-    m.d_model, m.d_ff, m.max_len, m.tie_embeddings, m.norm_eps = 2048, 5632, 2048, False, 1e-5
-    m.dtype, m.remat = 'bfloat16', 'full'
-    config.parallel.data, config.parallel.fsdp = 1, -1
-    config.train.batch_size, config.train.seq_len = 8, 2048
+  config.model.update(presets.get(PRESETS[arg]))
+  m, t, p = config.model, config.train, config.parallel
+  if arg == '1b':
+    m.dtype = 'bfloat16'
+    m.remat = 'full'
+    p.data = 1
+    p.fsdp = -1
+    t.batch_size = 8
+    t.seq_len = 2048
   elif arg == '7b':
-    m.vocab_size, m.num_layers, m.num_heads, m.num_kv_heads = 32000, 32, 32, 32
-    m.d_model, m.d_ff, m.max_len, m.tie_embeddings, m.norm_eps = 4096, 11008, 4096, False, 1e-5
-    m.dtype, m.remat, m.scan_layers = 'bfloat16', 'full', True
-    config.parallel.data, config.parallel.fsdp = 1, -1
-    config.train.batch_size, config.train.seq_len = 1024, 4096
-  else:
-    raise ValueError(f'unknown variant {arg!r}: use "tiny", "100m", "1b" or "7b"')
+    m.dtype = 'bfloat16'
+    m.remat = 'full'
+    m.scan_layers = True
+    p.data = 1
+    p.fsdp = -1
+    t.batch_size = 1024
+    t.seq_len = 4096
   return config

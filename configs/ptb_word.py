@@ -21,21 +21,38 @@ def get_config(arg: str = ''):
   config = base()
   config.seed = 0
   d = config.data
-  d.corpus, d.unit, d.tokenizer = 'ptb', 'line', 'word'
-  d.batching, d.cross_document = 'packed', True
+  d.corpus = 'ptb'
+  d.unit = 'line'
+  d.tokenizer = 'word'
+  d.batching = 'packed'
+  d.cross_document = True
 
   m = config.model
-  m.num_layers, m.num_heads, m.d_model, m.max_len = 4, 4, 256, 128
-  m.dropout, m.use_bias = 0.2, False
+  m.num_layers = 4
+  m.num_heads = 4
+  m.d_model = 256
+  m.max_len = 128
+  m.dropout = 0.2
+  m.use_bias = False
 
   t = config.train
-  t.batch_size, t.seq_len, t.steps = 16, 128, 600
-  t.eval_every, t.eval_batches, t.log_every, t.checkpoint_every = 200, 20, 50, 200
+  t.batch_size = 16
+  t.seq_len = 128
+  t.steps = 600
+  t.eval_every = 200
+  t.eval_batches = 20
+  t.log_every = 50
+  t.checkpoint_every = 200
   t.full_eval_batch_size = 32
 
   o = config.optim
-  o.lr, o.min_lr, o.warmup_steps, o.decay_steps = 1e-3, 1e-4, 60, 600
-  o.b2, o.weight_decay, o.clip_norm = 0.99, 0.1, 1.0
+  o.lr = 1e-3
+  o.min_lr = 1e-4
+  o.warmup_steps = 60
+  o.decay_steps = 600
+  o.b2 = 0.99
+  o.weight_decay = 0.1
+  o.clip_norm = 1.0
   if arg:
     raise ValueError(f'unknown variant {arg!r}; this config has none')
   return config

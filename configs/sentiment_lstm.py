@@ -21,7 +21,11 @@ from llm_jax import config as config_lib
 
 def get_config():
   config = config_lib.load(os.path.join(os.path.dirname(__file__), 'sst2_lstm.py'))
-  config.data.corpus, config.data.cv_folds = 'sentiment', 10
+  config.data.corpus = 'sentiment'
+  config.data.cv_folds = 10
   t = config.train
-  t.steps, t.eval_every, t.checkpoint_every = 844, 0, 0  # 10 epochs of 2,700 in batches of 32
+  # 10 epochs of 2,700 in batches of 32
+  t.steps = 844
+  t.eval_every = 0
+  t.checkpoint_every = 0
   return config

@@ -21,8 +21,14 @@ from llm_jax import config as config_lib
 
 def get_config():
   config = config_lib.load(os.path.join(os.path.dirname(__file__), 'sst2_minilm.py:full'))
-  config.data.corpus, config.data.cv_folds = 'sentiment', 10
-  t, o = config.train, config.optim
-  t.steps, t.eval_every, t.checkpoint_every = 255, 0, 0  # 3 epochs of 2,700 in batches of 32
-  o.warmup_steps, o.decay_steps = 15, 255
+  config.data.corpus = 'sentiment'
+  config.data.cv_folds = 10
+  t = config.train
+  o = config.optim
+  # 3 epochs of 2,700 in batches of 32
+  t.steps = 255
+  t.eval_every = 0
+  t.checkpoint_every = 0
+  o.warmup_steps = 15
+  o.decay_steps = 255
   return config

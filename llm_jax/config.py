@@ -1,8 +1,8 @@
-"""Experiment configs: ml_collections files with ``get_config(arg)``, overrides, validation.
+"""Experiment configs: the schema (``base``), loading ``get_config(arg)`` files, overrides.
 
 Every config starts from ``base()``, which is *locked*: a field that does not exist, in a
-config file or on the command line, is an error rather than a silently ignored typo. All
-checks run before anything is compiled, and each failure is one line naming the field.
+config file or on the command line, is an error rather than a silently ignored typo. Whether
+the values can train is checked by their owners (``llm_jax.train.checks``).
 """
 
 from __future__ import annotations
@@ -11,35 +11,29 @@ import ast
 import importlib.util
 import json
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 import ml_collections
 
-from llm_jax.data import pipeline, sources
 from llm_jax.errors import UsageError
-from llm_jax.models import lstm
 from llm_jax.models.transformer import TransformerConfig
-from llm_jax.tasks import TASKS
-from llm_jax.train import freeze
 
 
 class ConfigError(UsageError):
   """A config that cannot run; the message names the field and how to fix it."""
 
 
-SCHEDULES = ('cosine', 'linear', 'constant')
-
-
 def base() -> ml_collections.ConfigDict:
   """Every field an experiment can set, with the defaults of a small CPU run."""
   c = ml_collections.ConfigDict()
   c.seed = 0
-  c.objective = 'causal_lm'  # a name in llm_jax.tasks.TASKS
+  c.objective = 'causal_lm'  # a task: causal_lm | masked_lm | span_corruption | classification
 
   c.data = ml_collections.ConfigDict()
   c.data.corpus = 'tinyshakespeare'  # a named corpus, 'files' (data.files) or 'tfds:NAME'
   c.data.data_dir = ''  # named corpora live here; '' means $LLM_JAX_DATA_DIR, else ./data
-  c.data.cache_dir = ''  # prepared ArrayRecord copies; '' means $LLM_JAX_CACHE_DIR, else ~/.cache/llm_jax
+  # prepared ArrayRecord copies; '' means $LLM_JAX_CACHE_DIR, else ~/.cache/llm_jax
+  c.data.cache_dir = ''
   c.data.files = ml_collections.ConfigDict({'train': '', 'validation': '', 'test': ''})
   c.data.format = 'text'  # text | tsv | csv | jsonl (the last three are labelled)
   c.data.unit = 'file'  # a text file's documents: the whole file, each line, each paragraph
@@ -102,7 +96,8 @@ def base() -> ml_collections.ConfigDict:
   c.finetune.pooling = 'cls'  # cls | mean | last (decoders: last or mean)
   c.finetune.head_dropout = 0.1
   c.finetune.pooler = 'auto'  # auto: BERT's pooler where the body has one and pooling is cls
-  c.finetune.freeze = 'all'  # all | head | top_k_layers:N | bitfit | embeddings_frozen | lora | regex:P
+  # all | head | top_k_layers:N | bitfit | embeddings_frozen | lora | regex:P (train/freeze.py)
+  c.finetune.freeze = 'all'
   c.finetune.layer_decay = 1.0  # layer-wise learning-rate decay in (0, 1]; 1: none
   c.finetune.lora_rank = 0  # 0: no LoRA
   c.finetune.lora_alpha = 16.0
@@ -135,7 +130,6 @@ def load(spec: str, overrides: Sequence[str] = ()) -> ml_collections.ConfigDict:
     raise ConfigError(f'{path}: {e.args[0] if e.args else e}') from None
   for item in overrides:
     override(config, item)
-  validate(config)
   return config
 
 
@@ -188,75 +182,6 @@ def model_config(config: ml_collections.ConfigDict, vocab_size: int) -> Transfor
   if not fields['vocab_size']:
     fields['vocab_size'] = vocab_size + config.data.extra_ids
   return TransformerConfig(**fields)
-
-
-def validate(config: ml_collections.ConfigDict) -> None:
-  """Raises ConfigError on the first field or combination that cannot run."""
-  t, o = config.train, config.optim
-  problems = [m for m in model_config(config, vocab_size=1).errors()]
-  for name in ('batch_size', 'seq_len', 'steps', 'log_every', 'full_eval_batch_size',
-               'keep_checkpoints'):
-    if t[name] <= 0:
-      problems.append(f'train.{name} must be positive, got {t[name]}')
-  if t.microbatches <= 0 or t.batch_size % t.microbatches:
-    problems.append(f'train.batch_size={t.batch_size} is not divisible by train.microbatches='
-                    f'{t.microbatches}')
-  for name in ('eval_every', 'eval_batches', 'checkpoint_every'):
-    if t[name] < 0:
-      problems.append(f'train.{name} must be >= 0 (0 turns it off), got {t[name]}')
-  if t.patience < 0 or (t.patience and not t.select_metric):
-    problems.append(f'train.patience={t.patience} needs train.select_metric (the metric to '
-                    'watch) and must be >= 0')
-  if t.select_metric and not t.eval_every:
-    problems.append(f'train.select_metric={t.select_metric!r} is evaluated every '
-                    'train.eval_every steps: set train.eval_every > 0')
-  d = config.data
-  if d.train_examples < 0 or (d.train_examples and config.objective != 'classification'):
-    problems.append(f'data.train_examples={d.train_examples} subsets labelled data: it needs '
-                    'objective="classification" and a count >= 0')
-  if d.cv_folds and (config.objective != 'classification' or d.cv_folds < 2 or
-                     not 0 <= d.cv_fold < d.cv_folds):
-    problems.append(f'data.cv_folds={d.cv_folds}, data.cv_fold={d.cv_fold}: cross-validation '
-                    'needs objective="classification", at least 2 folds and 0 <= cv_fold < '
-                    'cv_folds')
-  if config.model.positions == 'learned' and config.model.kind != 'lstm' and \
-      t.seq_len + config.model.position_offset > config.model.max_len:
-    problems.append(f'train.seq_len={t.seq_len} (+ position_offset '
-                    f'{config.model.position_offset}) exceeds model.max_len='
-                    f'{config.model.max_len} learned positions; raise model.max_len or '
-                    'lower train.seq_len')
-  if o.schedule not in SCHEDULES:
-    problems.append(f'optim.schedule={o.schedule!r} is not one of {SCHEDULES}')
-  if o.lr <= 0 or o.min_lr < 0 or o.min_lr > o.lr:
-    problems.append(f'need 0 <= optim.min_lr <= optim.lr and lr > 0, got lr={o.lr} '
-                    f'min_lr={o.min_lr}')
-  decay = o.decay_steps or t.steps
-  if not 0 <= o.warmup_steps <= decay:
-    problems.append(f'optim.warmup_steps={o.warmup_steps} must be within [0, decay steps='
-                    f'{decay}]')
-  problems += pipeline.check(config)
-  for name in ('data', 'fsdp', 'tensor'):
-    if config.parallel[name] == 0 or config.parallel[name] < -1:
-      problems.append(f'parallel.{name} must be a positive size or -1, got '
-                      f'{config.parallel[name]}')
-  if config.objective == 'classification':
-    problems += freeze.errors(config.finetune.freeze, config.finetune.layer_decay)
-    named = sources.NAMED.get(config.data.corpus, {})
-    if named.get('format', config.data.format) == 'text' and \
-        not config.data.corpus.startswith('tfds:'):
-      problems.append('objective="classification" needs labelled data: data.format tsv, csv or '
-                      'jsonl, or a labelled named corpus (sst2, sentiment)')
-  if config.model.kind == 'lstm':
-    f = config.finetune
-    problems += lstm.errors(model_config(config, vocab_size=1), f.pooling,
-                            bool(f.lora_rank) or f.freeze == 'lora')
-    if config.objective != 'classification':
-      problems.append(f'model.kind="lstm" is a classifier: set objective="classification", not '
-                      f'{config.objective!r}')
-  if config.objective not in TASKS:
-    problems.append(f'objective={config.objective!r} is not one of {tuple(TASKS)}')
-  if problems:
-    raise ConfigError(problems[0])
 
 
 def to_json(config: ml_collections.ConfigDict) -> str:

@@ -20,3 +20,15 @@ def write_atomic(path: str, text: str) -> None:
   except BaseException:
     os.unlink(tmp)
     raise
+
+
+def write_safetensors(path: str, tensors: dict) -> None:
+  """Atomically, with the metadata transformers expects of a PyTorch-format file. Arrays are
+  made C-contiguous: safetensors writes a numpy array's buffer as is, and a transposed view
+  (a kernel exported from host parameters) would be stored untransposed."""
+  import numpy as np
+  from safetensors.numpy import save_file
+  tmp = path + '.tmp'
+  save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, tmp,
+            metadata={'format': 'pt'})
+  os.replace(tmp, path)

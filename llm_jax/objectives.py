@@ -8,7 +8,7 @@ a mean of per-batch means would weigh a padded remainder batch wrongly.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -79,14 +79,6 @@ def predictions(logits: jax.Array) -> jax.Array:
   if logits.shape[-1] == 1:
     return logits[:, 0]
   return jax.nn.softmax(logits, axis=-1)
-
-
-def summarize(sums: dict[str, jax.Array]) -> dict[str, float]:
-  """Turns summed metrics into means: loss, accuracy and perplexity per counted token."""
-  tokens = max(float(sums['tokens']), 1.0)
-  loss = float(sums['nll_sum']) / tokens
-  return {'loss': loss, 'accuracy': float(sums['correct_sum']) / tokens,
-          'perplexity': math.exp(min(loss, 700.0)), 'tokens': float(sums['tokens'])}
 
 
 def mask_tokens(rng: jax.Array, tokens: jax.Array, *, vocab_size: int, mask_id: int,

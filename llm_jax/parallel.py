@@ -32,6 +32,11 @@ RULES = (
 )
 
 
+def errors(parallel: ml_collections.ConfigDict) -> list[str]:
+  return [f'parallel.{name} must be a positive size or -1, got {parallel[name]}'
+          for name in MESH_AXES if parallel[name] == 0 or parallel[name] < -1]
+
+
 def mesh_shape(parallel: ml_collections.ConfigDict, n_devices: int) -> list[int]:
   """Sizes of (data, fsdp, tensor) over ``n_devices``; one size may be -1: what remains."""
   sizes = [parallel[name] for name in MESH_AXES]

@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from llm_jax import config as config_lib
+from llm_jax.train import checks
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHAKESPEARE = os.path.join(REPO, 'configs', 'shakespeare_char.py')
@@ -21,7 +21,7 @@ TINY = [
 @pytest.fixture
 def tiny_config():
   def make(*overrides):
-    return config_lib.load(SHAKESPEARE, TINY + list(overrides))
+    return checks.load(SHAKESPEARE, TINY + list(overrides))
   return make
 
 

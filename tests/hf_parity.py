@@ -6,7 +6,8 @@ padding (padding's own outputs are whatever each library makes of them)."""
 import numpy as np
 import torch
 
-from llm_jax.convert import cli, files
+from llm_jax.convert import directories
+from llm_jax.workdir import imported
 
 LENGTHS = (10, 7, 4)  # three rows, right-padded to 10
 TOLERANCE = 1e-5
@@ -22,9 +23,9 @@ def padded_batch(vocab_size: int, pad_id: int, seed: int = 0):
 def convert_both_ways(hf_model, tmp_path):
   """(our config, our params, the model transformers loads back from ``--to-hf``)."""
   hf_model.save_pretrained(tmp_path / 'hf')
-  cli.main(['--from-hf', str(tmp_path / 'hf'), '--out', str(tmp_path / 'ours')])
-  cfg, params, _ = files.read_imported(str(tmp_path / 'ours'))
-  cli.main(['--to-hf', str(tmp_path / 'ours'), '--out', str(tmp_path / 'back')])
+  directories.import_hf(str(tmp_path / 'hf'), str(tmp_path / 'ours'))
+  cfg, params, _ = imported.read(str(tmp_path / 'ours'))
+  directories.export_hf(str(tmp_path / 'ours'), str(tmp_path / 'back'))
   return cfg, params, type(hf_model).from_pretrained(tmp_path / 'back').eval()
 
 

@@ -2,19 +2,22 @@ import json
 
 import pytest
 
-from llm_jax import bench
+from llm_jax import cli
 from llm_jax import config as config_lib
-from llm_jax import main as cli
 from llm_jax.models import TransformerConfig
+from llm_jax.perf import bench
+from llm_jax.train import checks
 from tests.conftest import SHAKESPEARE, TINY
 
 
+@pytest.mark.slow
 def test_train_then_generate_from_the_command_line(tmp_path, capsys):
   workdir = str(tmp_path / 'run')
   cli.main(['train', f'--config={SHAKESPEARE}', f'--workdir={workdir}',
             '--config.optim.lr=3e-3'] + [f'--config.{o}' for o in TINY])
   assert json.loads(capsys.readouterr().out)['step'] == 12
-  saved = config_lib.from_json(open(f'{workdir}/config.json').read())
+  with open(f'{workdir}/config.json') as f:
+    saved = config_lib.from_json(f.read())
   assert saved.optim.lr == 3e-3
   cli.main(['generate', f'--workdir={workdir}', '--prompt=ROMEO:', '--max-new-tokens=40',
             '--top-k=5'])
@@ -34,8 +37,9 @@ def test_flops_per_token_is_nanogpts_formula():
   assert bench.flops_per_token(cfg, 64, 1000) == 6 * 1000 + 12 * 4 * 4 * 32 * 64
 
 
+@pytest.mark.slow
 def test_bench_reports_speed_and_mfu_beside_hugging_face(capsys):
-  config = config_lib.load(SHAKESPEARE, TINY)
+  config = checks.load(SHAKESPEARE, TINY)
   results = bench.run(config, steps=3)
   ours, hf = results['llm_jax'], results['hf_gpt2_torch']
   assert results['matmul_peak_flops'] > 1e9

@@ -1,28 +1,28 @@
 import json
-import os
 
 import pytest
 
+from llm_jax import cli
 from llm_jax import config as config_lib
-from llm_jax import main as cli
+from llm_jax.train import checks
 from tests.conftest import SHAKESPEARE
 
 
 def test_recipe_matches_nanogpt_cpu_recipe():
-  c = config_lib.load(SHAKESPEARE)
+  c = checks.load(SHAKESPEARE)
   m, t, o = c.model, c.train, c.optim
   assert (m.num_layers, m.num_heads, m.d_model, m.dropout) == (4, 4, 128, 0.0)
   assert (t.seq_len, t.batch_size, t.steps, t.eval_every, t.eval_batches) == (64, 12, 2000, 250, 20)
   assert (o.lr, o.min_lr, o.decay_steps, o.warmup_steps) == (1e-3, 1e-4, 2000, 100)
   assert (o.b2, o.weight_decay, o.clip_norm) == (0.99, 0.1, 1.0)
-  gpu = config_lib.load(SHAKESPEARE + ':gpu')
+  gpu = checks.load(SHAKESPEARE + ':gpu')
   assert (gpu.model.num_layers, gpu.model.num_heads, gpu.model.d_model) == (6, 6, 384)
   assert (gpu.train.seq_len, gpu.train.batch_size, gpu.model.dropout) == (256, 64, 0.2)
   assert gpu.train.steps == 5000
 
 
 def test_overrides_are_typed():
-  c = config_lib.load(SHAKESPEARE, ['optim.lr=3e-4', 'model.num_layers=2', 'optim.min_lr=0',
+  c = checks.load(SHAKESPEARE, ['optim.lr=3e-4', 'model.num_layers=2', 'optim.min_lr=0',
                                     'train.async_checkpoints=false', 'model.norm=rmsnorm'])
   assert c.optim.lr == 3e-4 and c.model.num_layers == 2 and c.optim.min_lr == 0.0
   assert isinstance(c.optim.min_lr, float)
@@ -42,7 +42,7 @@ def test_overrides_are_typed():
 ])
 def test_bad_fields_fail_with_one_clear_line(override, message):
   with pytest.raises(config_lib.ConfigError) as info:
-    config_lib.load(SHAKESPEARE, [override])
+    checks.load(SHAKESPEARE, [override])
   assert message in str(info.value) and '\n' not in str(info.value)
 
 
@@ -51,7 +51,7 @@ def test_typo_inside_a_config_file_is_refused(tmp_path):
   path.write_text('from llm_jax.config import base\n'
                   'def get_config():\n  c = base()\n  c.model.d_modle = 64\n  return c\n')
   with pytest.raises(config_lib.ConfigError, match='d_modle'):
-    config_lib.load(str(path))
+    checks.load(str(path))
 
 
 def test_cli_reports_config_errors_in_one_line_before_compiling(tmp_path, capsys):
@@ -66,7 +66,7 @@ def test_cli_reports_config_errors_in_one_line_before_compiling(tmp_path, capsys
 
 
 def test_resolved_config_round_trips_through_json():
-  c = config_lib.load(SHAKESPEARE, ['optim.lr=2e-3'])
+  c = checks.load(SHAKESPEARE, ['optim.lr=2e-3'])
   again = config_lib.from_json(config_lib.to_json(c))
   assert again.to_dict() == c.to_dict()
   assert json.loads(config_lib.to_json(c))['optim']['lr'] == 2e-3

@@ -1,7 +1,6 @@
 """``convert --to-hf`` on workdirs of ``llm-jax train``: classifiers (LoRA merged) and language
 models, reloaded by ``transformers`` and compared in float32 on padded random rows."""
 
-import argparse
 import json
 import os
 
@@ -13,12 +12,16 @@ import transformers
 from flax import traverse_util
 
 from llm_jax import config as config_lib
-from llm_jax import models, parallel, tasks, train, workdir
-from llm_jax.convert import cli, trained
+from llm_jax import models, parallel, train, workdir
+from llm_jax.convert import directories, trained
 from llm_jax.convert.family import ConversionError
 from llm_jax.data import tokenizers
+from llm_jax.tasks import classification
+from llm_jax.train import checks
 from tests import hf_parity
 from tests.conftest import REPO, write_labelled
+
+pytestmark = pytest.mark.slow  # trains workdirs end to end
 
 WORDS = {'neg': 'bad awful poor ugly dull', 'mid': 'plain usual okay fair so',
          'pos': 'good great fine nice lovely'}
@@ -41,7 +44,7 @@ def labelled(tmp_path_factory):
 
 def classifier_config(root, *overrides):
   """A tiny classifier on a BERT body (pooler on)."""
-  return config_lib.load(os.path.join(REPO, 'configs', 'bert.py:tiny'), [
+  return checks.load(os.path.join(REPO, 'configs', 'bert.py:tiny'), [
       'objective=classification', 'data.corpus=files', f'data.files.train={root}/train.tsv',
       f'data.files.validation={root}/dev.tsv', 'data.format=tsv', 'data.header=true',
       "data.labels=('neg', 'mid', 'pos')", 'data.tokenizer=wordpiece',
@@ -71,7 +74,7 @@ def lora_run(labelled, tmp_path_factory):
 
 def to_hf(run, out):
   """``llm-jax convert --to-hf RUN --out OUT``'s summary line."""
-  return cli.run(argparse.Namespace(from_hf=None, to_hf=str(run), out=str(out)))
+  return directories.export_hf(str(run), str(out))
 
 
 def padded_batch(loaded):
@@ -80,7 +83,7 @@ def padded_batch(loaded):
 
 def classifier_logits(model, params, ids, mask):
   batch = {'inputs': ids, 'attention_mask': mask}
-  return np.asarray(tasks.classifier_logits(model, params, batch))
+  return np.asarray(classification.logits(model, params, batch))
 
 
 def assert_same_logits(loaded, out, model_class):

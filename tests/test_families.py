@@ -6,7 +6,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from llm_jax import generate, models, parallel
+from llm_jax import models, parallel
+from llm_jax.inference import generate
 from llm_jax.models import TransformerConfig
 
 BERT = TransformerConfig(vocab_size=40, kind='encoder', d_model=32, num_heads=4, num_layers=2,
@@ -108,6 +109,7 @@ def test_relative_positions_depend_on_distance_only(t5):
   assert 'relative_bias' not in params['encoder']['block_0']['attention']
 
 
+@pytest.mark.slow
 def test_t5_cached_decoding_equals_uncached(t5):
   """Sampled, not greedy: equal draws from one key need (near) equal logits at every step."""
   model, params, _ = t5
@@ -120,6 +122,7 @@ def test_t5_cached_decoding_equals_uncached(t5):
   np.testing.assert_array_equal(cached, uncached)
 
 
+@pytest.mark.slow
 def test_llama_gqa_cached_decoding_equals_uncached():
   model, params, _ = init(LLAMA_GQA)
   assert params['decoder']['block_0']['attention']['key']['kernel'].shape == (32, 2, 8)

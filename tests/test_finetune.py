@@ -7,10 +7,12 @@ import jax
 import numpy as np
 import pytest
 
-from llm_jax import config as config_lib
 from llm_jax import train, workdir
 from llm_jax.errors import UsageError
+from llm_jax.train import checks
 from tests.conftest import REPO, write_labelled
+
+pytestmark = pytest.mark.slow  # trains workdirs end to end
 
 WORDS = {1: 'good great fine nice lovely', 0: 'bad awful poor ugly dull'}
 
@@ -23,7 +25,7 @@ def labelled(tmp_path_factory):
 
 
 def classifier_config(root, *overrides):
-  return config_lib.load(os.path.join(REPO, 'configs', 'bert.py:tiny'), [
+  return checks.load(os.path.join(REPO, 'configs', 'bert.py:tiny'), [
       'objective=classification', 'data.corpus=files', f'data.files.train={root}/train.tsv',
       f'data.files.validation={root}/dev.tsv', 'data.format=tsv', 'data.header=true',
       "data.labels=('0', '1')", 'data.vocab_size=320', 'model.mlm_head=false',
@@ -65,7 +67,7 @@ def test_a_checkpoint_that_does_not_fit_is_refused_by_name(labelled, tmp_path):
 
 
 def test_predict_prints_a_label_and_probability_per_text(labelled, tmp_path, capsys):
-  from llm_jax import main as cli
+  from llm_jax import cli
   run = str(tmp_path / 'run')
   train.run(classifier_config(labelled), run, progress=False)
   (tmp_path / 'texts.txt').write_text('lovely great film\n\nawful dull film\n')

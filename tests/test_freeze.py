@@ -1,3 +1,5 @@
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -9,6 +11,7 @@ from flax import traverse_util
 from llm_jax import config as config_lib
 from llm_jax import models, parallel
 from llm_jax.errors import UsageError
+from llm_jax.models import paths
 from llm_jax.train import freeze, optim
 from llm_jax.train import state as state_lib
 from tests.test_heads import BERT
@@ -56,7 +59,8 @@ def test_frozen_parameters_stay_bit_identical_and_hold_no_state(params, spec):
   opt_state = tx.init(params)
   trains = {p: EXPECTED[spec](p) for p in flat(params)}
   trainable = sum(v.size for p, v in flat(params).items() if trains[p])
-  assert freeze.count(params, spec) == (trainable, state_lib.count_params(params))
+  total = sum(x.size for x in jax.tree_util.tree_leaves(params))
+  assert freeze.count(params, spec) == (trainable, total)
   assert state_size(opt_state) == 2 * trainable  # AdamW's two moments, trainable leaves only
 
   rng = np.random.default_rng(0)
@@ -134,3 +138,41 @@ def test_specs_that_cannot_apply_to_the_model_are_refused(spec, words):
                          ['params'])
   with pytest.raises(UsageError, match=words):
     freeze.labels(plain, spec)
+
+
+@pytest.mark.parametrize('spec, decay', [('top_k_layers:1', 0.5), ('embeddings_frozen', 1.0)])
+def test_scanned_layers_freeze_and_decay_as_separate_blocks_do(spec, decay):
+  """The same classifier with ``scan_layers=True`` (blocks stacked in one leaf) trains
+  exactly as the per-block one: the same layers move, by the same updates."""
+  scanned_cfg = dataclasses.replace(BERT, scan_layers=True)
+  per_block = models.build_classifier(BERT, 2)
+  scanned = models.build_classifier(scanned_cfg, 2)
+  params = parallel.unbox(per_block.init(jax.random.key(0), *SAMPLE)['params'])
+  stacked = paths.scan(params)
+  assert sorted(flat(stacked)) == sorted(flat(parallel.unbox(
+      scanned.init(jax.random.key(0), *SAMPLE)['params'])))
+  assert freeze.count(stacked, spec) == freeze.count(params, spec)
+  rng = np.random.default_rng(0)
+  grads = jax.tree_util.tree_map(lambda x: rng.standard_normal(x.shape, np.float32), params)
+  results = []
+  for tree, g, is_scanned in ((params, grads, False), (stacked, paths.scan(grads), True)):
+    tx = freeze.wrap(optim.make(adamw(weight_decay=0.1), 100), spec, decay, scanned=is_scanned)
+    opt_state, after = tx.init(tree), tree
+    for _ in range(2):
+      updates, opt_state = tx.update(g, opt_state, after)
+      after = optax.apply_updates(after, updates)
+    results.append(flat(paths.unscan(after) if is_scanned else after))
+  for path, before in flat(params).items():
+    np.testing.assert_allclose(results[1][path], results[0][path], rtol=1e-6, atol=1e-7,
+                               err_msg=path)
+    assert np.array_equal(results[1][path], before) == np.array_equal(results[0][path], before)
+  assert np.array_equal(results[1]['encoder/block_0/attention/query/kernel'],
+                        flat(params)['encoder/block_0/attention/query/kernel']) == (
+                            spec == 'top_k_layers:1')
+
+
+def test_unscan_and_scan_are_inverse(params):
+  stacked = paths.scan(params)
+  assert 'blocks' in stacked['encoder'] and 'block_0' not in stacked['encoder']
+  for path, x in flat(paths.unscan(stacked)).items():
+    np.testing.assert_array_equal(x, flat(params)[path])

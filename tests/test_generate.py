@@ -2,7 +2,8 @@ import jax
 import numpy as np
 import pytest
 
-from llm_jax import generate, parallel
+from llm_jax import parallel
+from llm_jax.inference import generate
 from llm_jax.models import DecoderLM, TransformerConfig
 
 
@@ -36,6 +37,7 @@ def test_cached_sampling_equals_uncached_sampling(lm):
   np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.slow
 def test_sampling_is_seeded_and_top_k_one_is_greedy(lm):
   model, params, prompt = lm
   greedy = generate.generate(model, params, prompt, 15, jax.random.key(0), temperature=0.0)

@@ -6,9 +6,11 @@ import numpy as np
 import optax
 import pytest
 
-from llm_jax import models, objectives, parallel, tasks
+from llm_jax import models, objectives, parallel
 from llm_jax.errors import UsageError
+from llm_jax.evaluation import metrics as metrics_lib
 from llm_jax.models import TransformerConfig
+from llm_jax.tasks import classification
 
 BERT = TransformerConfig(vocab_size=30, kind='encoder', d_model=16, num_heads=2, num_layers=2,
                          max_len=16, pre_norm=False, embed_norm=True, type_vocab_size=2,
@@ -39,7 +41,7 @@ def fit(model, data, steps=25, lr=1e-2):
   @jax.jit
   def step(params, opt_state, rng):
     (loss, _), grads = jax.value_and_grad(
-        functools.partial(tasks.classification, model, batch=data, rng=rng, train=True),
+        functools.partial(classification.TASK.loss, model, batch=data, rng=rng, train=True),
         has_aux=True)(params)
     updates, opt_state = tx.update(grads, opt_state, params)
     return optax.apply_updates(params, updates), opt_state, loss
@@ -52,6 +54,7 @@ def fit(model, data, steps=25, lr=1e-2):
   return losses[0], losses[-1]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('cfg, pooling', [(BERT, 'cls'), (LLAMA, 'last')],
                          ids=['encoder-cls-pooler', 'decoder-last'])
 def test_classifier_loss_falls_on_a_tiny_task(cfg, pooling):
@@ -61,16 +64,17 @@ def test_classifier_loss_falls_on_a_tiny_task(cfg, pooling):
   assert last < 0.2 * first
 
 
+@pytest.mark.slow
 def test_regression_head_fits_with_mse():  # and mean pooling
   labels = jnp.array([0.5, -1.0, 2.0, 0.0, 1.5, np.nan])  # NaN: the padding row's
   data = batch(labels)
   model = models.build_classifier(BERT, 1, pooling='mean', head_dropout=0.0)
   params = model.init(jax.random.key(1), data['inputs'])['params']
-  logits = tasks.classifier_logits(model, parallel.unbox(params), data)
+  logits = classification.logits(model, parallel.unbox(params), data)
   loss, sums = objectives.classification(logits, labels, data['example_mask'])
   np.testing.assert_allclose(loss, np.mean((np.asarray(logits[:5, 0]) - labels[:5]) ** 2),
                              rtol=1e-6)
-  assert sums['tokens'] == 5 and objectives.summarize(sums)['loss'] == pytest.approx(loss)
+  assert sums['tokens'] == 5 and metrics_lib.summarize(sums)['loss'] == pytest.approx(loss)
   np.testing.assert_array_equal(objectives.predictions(logits), logits[:, 0])
   first, last = fit(model, data)
   assert last < 0.05 * first
@@ -85,7 +89,7 @@ def test_classification_objective_counts_only_real_examples():
   expected = -np.mean([log_probs[0, 0], log_probs[1, 0], log_probs[2, 1]])
   np.testing.assert_allclose(loss, expected, rtol=1e-6)
   assert (float(sums['correct_sum']), float(sums['tokens'])) == (2.0, 3.0)
-  assert objectives.summarize(sums)['accuracy'] == pytest.approx(2 / 3)
+  assert metrics_lib.summarize(sums)['accuracy'] == pytest.approx(2 / 3)
   np.testing.assert_allclose(objectives.predictions(logits).sum(-1), 1.0, rtol=1e-6)
   grads = jax.grad(lambda x: objectives.classification(x, labels, weights)[0])(logits)
   np.testing.assert_array_equal(grads[3], 0.0)
@@ -105,7 +109,7 @@ def test_encoder_body_loads_by_name_and_matches_encoder_lm():
                     method='encode')
   pooled = lm.apply({'params': pretrained}, hidden, method='pool')
   head = params['classifier']
-  np.testing.assert_allclose(tasks.classifier_logits(model, params, data),
+  np.testing.assert_allclose(classification.logits(model, params, data),
                              pooled @ head['kernel'] + head['bias'], atol=1e-6)
 
 
@@ -123,7 +127,7 @@ def test_decoder_last_token_pooling_reads_the_last_real_token():
                           'bias': jnp.zeros(LLAMA.vocab_size)}
   logits = lm.apply({'params': pretrained}, data['inputs'], None, data['attention_mask'])
   last = np.asarray(data['attention_mask']).sum(1)[:3] - 1
-  np.testing.assert_allclose(tasks.classifier_logits(model, params, data)[:3],
+  np.testing.assert_allclose(classification.logits(model, params, data)[:3],
                              logits[np.arange(3), last], atol=1e-5)
 
 
@@ -160,7 +164,7 @@ def test_a_pooler_the_checkpoint_lacks_is_new_but_half_of_one_is_missing():
   assert sorted(models.check_pretrained(init, pretrained).new) == [
       'classifier/bias', 'classifier/kernel', 'pooler/bias', 'pooler/kernel']
   pretrained['pooler'] = {'kernel': init['pooler']['kernel']}
-  with pytest.raises(UsageError, match='missing: pooler/bias$'):
+  with pytest.raises(UsageError, match=r'missing: pooler/bias$'):
     models.check_pretrained(init, pretrained)
 
 

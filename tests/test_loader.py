@@ -8,6 +8,7 @@ import pytest
 from llm_jax import parallel
 from llm_jax.data import batching, loader, tokenizers
 from llm_jax.models import DecoderLM, TransformerConfig
+from llm_jax.tasks import causal_lm
 
 DOCS = ['the cat sat', 'a dog ran far away from home today', 'hi', 'one two three four five',
         'birds sing', 'x y z', 'we packed these words into rows', 'end']
@@ -25,9 +26,9 @@ def source():
 def lm_packed(tok, seq_len, batch_size, seed=0, **kwargs):
   """Causal-LM packing of DOCS, framed [eos] doc -> doc [eos]."""
   def frame(record):
-    return batching.lm_example(tok.encode(record['text']), tok.special['eos'])
+    return causal_lm.frame(tok.encode(record['text']), tok.special['eos'])
   return loader.packed(source(), frame, {'inputs': seq_len, 'targets': seq_len},
-                       functools.partial(batching.packed_lm_batch, cross_document=False),
+                       functools.partial(causal_lm.packed_batch, cross_document=False),
                        batch_size, seed, **kwargs)
 
 
@@ -57,6 +58,7 @@ def test_packed_rows_hold_whole_documents_framed_by_eos(word_tok):
     np.testing.assert_array_equal(batch['loss_mask'], batch['segment_ids'] > 0)
 
 
+@pytest.mark.slow
 def test_packing_never_lets_a_token_attend_across_documents(word_tok):
   cfg = TransformerConfig(vocab_size=word_tok.vocab_size, d_model=32, num_heads=4,
                           num_layers=2, max_len=16)
@@ -142,6 +144,7 @@ def test_classification_padding_truncation_and_buckets():
   assert sorted(pairs) == [[1, 2], [3, 4], [28, 29], [30, 31]]
 
 
+@pytest.mark.slow
 def test_worker_processes_resume_exactly(word_tok):
   def dataset():
     return lm_packed(word_tok, 8, 2, seed=3, workers=2)

@@ -5,8 +5,9 @@ import optax
 import pytest
 from flax import traverse_util
 
-from llm_jax import models, parallel, tasks
+from llm_jax import models, parallel
 from llm_jax.models import lora
+from llm_jax.tasks import classification
 from llm_jax.train import freeze
 from tests.test_heads import BERT, LLAMA, batch
 
@@ -26,7 +27,7 @@ def without_adapters(params):
 
 
 def logits(model, params, data):
-  return tasks.classifier_logits(model, params, data)
+  return classification.logits(model, params, data)
 
 
 @BODIES
@@ -66,6 +67,7 @@ def test_merged_adapters_equal_the_unmerged_model(cfg, pooling):
   np.testing.assert_allclose(logits(base, merged, data), unmerged, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_lora_training_changes_only_adapters_and_head_then_merges():
   data = batch([0, 1, 1, 0, 1, 0])
   adapted = models.build_classifier(BERT, 2, lora=LORA)
@@ -74,7 +76,7 @@ def test_lora_training_changes_only_adapters_and_head_then_merges():
 
   @jax.jit
   def step(params, opt_state, rng):
-    grads, _ = jax.grad(lambda p: tasks.classification(adapted, p, data, rng, True),
+    grads, _ = jax.grad(lambda p: classification.TASK.loss(adapted, p, data, rng, True),
                         has_aux=True)(params)
     updates, opt_state = tx.update(grads, opt_state, params)
     return optax.apply_updates(params, updates), opt_state

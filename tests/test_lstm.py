@@ -11,6 +11,7 @@ import pytest
 from llm_jax import config as config_lib
 from llm_jax import models, parallel, train
 from llm_jax.errors import UsageError
+from llm_jax.train import checks
 from tests.conftest import REPO, write_labelled
 
 CONFIG = os.path.join(REPO, 'configs', 'sst2_lstm.py')
@@ -26,6 +27,7 @@ def init(model, cfg):
   return parallel.unbox(model.init(jax.random.key(0), *models.sample_inputs(cfg, 1, 8))['params'])
 
 
+@pytest.mark.slow
 def test_appended_padding_never_changes_a_row():
   cfg = lstm_config()
   model = models.build_classifier(cfg, 2, pooling='last')
@@ -59,7 +61,7 @@ def test_binary_probability_is_the_sigmoid_of_one_dense_unit():
   np.testing.assert_allclose(jax.nn.softmax(logits)[:, 1], jax.nn.sigmoid(unit), atol=1e-7)
   for labels in (3, 1):  # several classes: a logit each; regression: the value
     other = models.build_classifier(cfg, labels, pooling='last')
-    out, _ = jax.eval_shape(lambda key: other.init_with_output(key, tokens), jax.random.key(0))
+    out, _ = jax.eval_shape(other.init_with_output, jax.random.key(0), tokens)
     assert out.shape == (5, labels)
 
 
@@ -70,8 +72,9 @@ def labelled(tmp_path_factory):
   return root
 
 
+@pytest.mark.slow
 def test_a_tiny_lstm_learns_through_the_training_loop(labelled, tmp_path):
-  config = config_lib.load(CONFIG, [
+  config = checks.load(CONFIG, [
       'data.corpus=files', 'data.format=tsv', 'data.header=true', "data.labels=('0', '1')",
       f'data.files.train={labelled}/train.tsv',
       f'data.files.validation={labelled}/dev.tsv', 'data.vocab_size=0', 'model.d_model=8',
@@ -87,11 +90,12 @@ def test_a_tiny_lstm_learns_through_the_training_loop(labelled, tmp_path):
 
 @pytest.mark.parametrize('override, words', [
     ('finetune.lora_rank=8', 'LoRA'), ('finetune.pooling=cls', 'pooling'),
-    ('model.num_heads=8', 'model.num_heads'), ('objective=causal_lm', 'classifier'),
+    ('model.num_heads=8', 'model.num_heads'),
+    ('objective=causal_lm', r"trains with objective in \('classification',\)"),
     ('model.num_layers=3', 'lstm_hidden')])
 def test_an_option_that_means_nothing_for_an_lstm_fails_in_one_line(override, words):
   with pytest.raises(config_lib.ConfigError, match=words) as e:
-    config_lib.load(CONFIG, [override])
+    checks.load(CONFIG, [override])
   assert '\n' not in str(e.value)
 
 

@@ -46,6 +46,7 @@ def stacked(params):
   return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('family', list(FAMILIES))
 def test_remat_policies_and_scan_give_the_same_gradients(family):
   cfg = FAMILIES[family]

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as sk
 
-from llm_jax import metrics
+from llm_jax.evaluation import metrics
 
 
 @pytest.mark.parametrize('classes', [2, 4])

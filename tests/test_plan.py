@@ -4,14 +4,17 @@ import jax
 import pytest
 
 from llm_jax import config as config_lib
-from llm_jax import models, parallel, plan
+from llm_jax import models, parallel
+from llm_jax.perf import plan
+from llm_jax.train import checks
 from tests.conftest import REPO
 
 
 def load(spec, *overrides):
-  return config_lib.load(os.path.join(REPO, 'configs', spec), list(overrides))
+  return checks.load(os.path.join(REPO, 'configs', spec), list(overrides))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('spec', ['gpt.py:tiny', 'llama.py:tiny', 't5.py:tiny', 'bert.py:tiny'])
 def test_parameter_count_is_the_models_own(spec, capsys):
   config = load(spec, 'model.vocab_size=1000')

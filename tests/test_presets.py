@@ -10,6 +10,7 @@ import transformers
 
 from llm_jax import config as config_lib
 from llm_jax.convert import hf
+from llm_jax.train import checks
 from tests.conftest import REPO
 
 STANDARD = {
@@ -30,7 +31,7 @@ TINY = ['gpt.py:tiny', 'bert.py:tiny', 't5.py:tiny', 'llama.py:tiny']
 
 
 def load(spec, vocab_size=1000):
-  config = config_lib.load(os.path.join(REPO, 'configs', spec))
+  config = checks.load(os.path.join(REPO, 'configs', spec))
   return config, config_lib.model_config(config, vocab_size)
 
 

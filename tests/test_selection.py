@@ -5,11 +5,12 @@ import json
 import numpy as np
 import pytest
 
-from llm_jax import cv, evaluate, main, train, workdir
+from llm_jax import cli, train, workdir
 from llm_jax.data import pipeline
 from llm_jax.errors import UsageError
-from llm_jax.train import evaluation
-from tests.test_finetune import classifier_config, labelled  # noqa: F401 (a fixture)
+from llm_jax.evaluation import report, selection
+from llm_jax.train import crossval
+from tests.test_finetune import classifier_config, labelled
 
 
 def records(run_dir, split):
@@ -18,13 +19,14 @@ def records(run_dir, split):
 
 
 def test_improvement_direction():
-  assert evaluation.improved('loss', 1.0, 2.0) and not evaluation.improved('loss', 2.0, 1.0)
-  assert evaluation.improved('accuracy', 0.7, 0.6) and not evaluation.improved('f1', 0.5, 0.6)
-  assert not evaluation.improved('accuracy', 0.6, 0.6)  # a tie keeps the earlier checkpoint
-  assert not evaluation.improved('loss', float('nan'), None)
-  assert evaluation.improved('roc_auc', 0.5, None)
+  assert selection.improved('loss', 1.0, 2.0) and not selection.improved('loss', 2.0, 1.0)
+  assert selection.improved('accuracy', 0.7, 0.6) and not selection.improved('f1', 0.5, 0.6)
+  assert not selection.improved('accuracy', 0.6, 0.6)  # a tie keeps the earlier checkpoint
+  assert not selection.improved('loss', float('nan'), None)
+  assert selection.improved('roc_auc', 0.5, None)
 
 
+@pytest.mark.slow
 def test_early_stopping_keeps_the_best_checkpoint(labelled, tmp_path):
   run_dir = tmp_path / 'run'
   config = classifier_config(labelled, 'train.steps=400', 'train.eval_every=5',
@@ -38,9 +40,9 @@ def test_early_stopping_keeps_the_best_checkpoint(labelled, tmp_path):
   assert final['step'] == best_at + 2 * 5 < 400  # two evaluations without a better one
   assert [p.name for p in (run_dir / 'best').iterdir() if p.name.isdigit()] == [str(best_at)]
 
-  best = evaluate.run(str(run_dir), checkpoint='best')
+  best = report.run(str(run_dir), checkpoint='best')
   assert best['step'] == best_at and best['accuracy'] == max(accuracies)
-  latest = evaluate.run(str(run_dir), checkpoint='latest')
+  latest = report.run(str(run_dir), checkpoint='latest')
   assert latest['step'] == final['step'] and latest['accuracy'] == accuracies[-1]
   assert workdir.load(str(run_dir)).step == best_at  # auto: the best where there is one
 
@@ -54,20 +56,21 @@ def test_a_select_metric_the_run_does_not_report_is_refused(labelled, tmp_path):
     train.run(config, str(tmp_path / 'run'), progress=False)
 
 
+@pytest.mark.slow
 def test_eval_command_prints_metrics_and_confusion(labelled, tmp_path, capsys):
   run_dir = tmp_path / 'run'
   final = train.run(classifier_config(labelled, 'train.steps=20'), str(run_dir), progress=False)
-  main.main(['eval', '--workdir', str(run_dir), '--json'])
+  cli.main(['eval', '--workdir', str(run_dir), '--json'])
   result = json.loads(capsys.readouterr().out)
   confusion = np.array(result['confusion'])
   assert confusion.sum() == result['examples'] == 64 and result['labels'] == ['0', '1']
   assert result['accuracy'] == pytest.approx(np.trace(confusion) / 64)
   assert result['accuracy'] == final['val_full_accuracy']
   assert result['f1'] == final['val_full_f1'] and result['loss'] == final['val_full_loss']
-  main.main(['eval', '--workdir', str(run_dir)])
+  cli.main(['eval', '--workdir', str(run_dir)])
   assert 'confusion (rows: true, columns: predicted)' in capsys.readouterr().out
   with pytest.raises(SystemExit):
-    main.main(['eval', '--workdir', str(run_dir), '--split', 'test'])
+    cli.main(['eval', '--workdir', str(run_dir), '--split', 'test'])
   assert "has no 'test' split" in capsys.readouterr().err
 
 
@@ -84,10 +87,11 @@ def test_cv_folds_are_stratified_and_partition_the_training_set():
   assert sorted(seen) == list(range(45))  # every example validates exactly once
 
 
+@pytest.mark.slow
 def test_cv_command_runs_every_fold(labelled, tmp_path, capsys):
   config = classifier_config(labelled, 'train.steps=10', 'train.eval_every=0',
                              'optim.decay_steps=10')
-  result = cv.run(config, str(tmp_path / 'cv'), folds=2, progress=False)
+  result = crossval.run(config, str(tmp_path / 'cv'), folds=2, progress=False)
   assert len(result['per_fold']) == 2
   # each fold validates on half of the 256 training rows, not on the 64 of dev.tsv
   assert [f['examples'] for f in result['per_fold']] == [128, 128]

@@ -13,7 +13,10 @@ import numpy as np
 import pytest
 
 from llm_jax import train
+from llm_jax.train import checks
 from tests.conftest import REPO, SHAKESPEARE, TINY
+
+pytestmark = pytest.mark.slow  # trains on 8 simulated devices, in a subprocess
 
 STEPS = 20
 OVERRIDES = TINY + ['model.num_heads=4', 'model.vocab_size=72', 'train.batch_size=8',
@@ -26,7 +29,8 @@ import json, sys
 import jax
 from flax.traverse_util import flatten_dict
 from llm_jax import config as config_lib, train, workdir as workdir_lib
-from llm_jax.train import loop
+from llm_jax.data import pipeline
+from llm_jax.train import checks, setup as setup_lib
 
 overrides, meshes, root = json.loads(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3]
 out = {}
@@ -35,14 +39,14 @@ def mesh_overrides(sizes):
   return [f'parallel.{a}={s}' for a, s in zip(('data', 'fsdp', 'tensor'), sizes)]
 
 def run(name, sizes, extra=()):
-  config = config_lib.load(sys.argv[4], overrides + mesh_overrides(sizes) + list(extra))
+  config = checks.load(sys.argv[4], overrides + mesh_overrides(sizes) + list(extra))
   train.run(config, f'{root}/{name}', progress=False)
 
 for name, sizes in meshes.items():
   run(name, sizes)
-  config = config_lib.load(sys.argv[4], overrides + mesh_overrides(sizes))
-  data = loop.load_data(config)
-  setup = loop.build(config, config_lib.model_config(config, data.tokenizer.vocab_size))
+  config = checks.load(sys.argv[4], overrides + mesh_overrides(sizes))
+  data = pipeline.load(config)
+  setup = setup_lib.build(config, config_lib.model_config(config, data.tokenizer.vocab_size))
   with __import__('llm_jax.parallel').parallel.activate(setup.mesh):
     state = setup.init()
   flat = {'/'.join(k): v for k, v in flatten_dict(state.params).items()}
@@ -67,8 +71,7 @@ def train_losses(workdir):
 @pytest.fixture(scope='module')
 def runs(tmp_path_factory):
   root = tmp_path_factory.mktemp('meshes')
-  from llm_jax import config as config_lib
-  train.run(config_lib.load(SHAKESPEARE, OVERRIDES), str(root / 'single'), progress=False)
+  train.run(checks.load(SHAKESPEARE, OVERRIDES), str(root / 'single'), progress=False)
   env = dict(os.environ, PYTHONPATH=REPO, XLA_FLAGS='--xla_force_host_platform_device_count=8')
   result = subprocess.run([sys.executable, '-c', WORKER, json.dumps(OVERRIDES),
                            json.dumps(MESHES), str(root), SHAKESPEARE],

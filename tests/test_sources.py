@@ -1,13 +1,12 @@
-import json
 import os
 
-import ml_collections
 import pytest
 
 from llm_jax import config as config_lib
 from llm_jax import train
 from llm_jax.data import sources
 from llm_jax.errors import UsageError
+from llm_jax.train import checks
 from tests.conftest import SHAKESPEARE, TINY
 from tests.test_tokenizers import DATA, needs_data
 
@@ -97,6 +96,7 @@ def test_embedded_shakespeare_is_the_default_with_nanogpts_split(tmp_path):
   assert train_text[0].startswith('First Citizen:')
 
 
+@pytest.mark.slow
 @needs_data
 def test_named_corpora_have_their_standard_splits(tmp_path):
   counts = {'sst2': {'train': 67_349, 'validation': 872}, 'ptb': {'train': 42_068,
@@ -145,6 +145,6 @@ def test_bad_input_fails_with_one_line_naming_the_fix(tmp_path, monkeypatch, fie
 
 
 def test_a_tokenizer_larger_than_the_model_is_refused(tmp_path):
-  config = config_lib.load(SHAKESPEARE, TINY + ['model.vocab_size=40'])
+  config = checks.load(SHAKESPEARE, TINY + ['model.vocab_size=40'])
   with pytest.raises(config_lib.ConfigError, match='smaller than the tokenizer'):
     train.run(config, str(tmp_path), progress=False)

@@ -13,10 +13,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from llm_jax import bench, train
 from llm_jax import config as config_lib
+from llm_jax import train
 from llm_jax.models import layers
-from llm_jax.train import loop
+from llm_jax.perf import bench
+from llm_jax.train import checks
+from llm_jax.train import setup as setup_lib
 from tests.conftest import REPO, SHAKESPEARE, TINY
 
 
@@ -48,21 +50,23 @@ def test_xla_attention_equals_the_written_out_softmax(scaled):
 
 
 def test_cudnn_attention_off_gpu_is_one_line_naming_the_fix():
-  config = config_lib.load(SHAKESPEARE, TINY + ['model.attention=cudnn', 'model.dtype=bfloat16'])
-  with pytest.raises(config_lib.ConfigError, match='model.attention="cudnn" needs an NVIDIA GPU'):
-    loop.build(config, config_lib.model_config(config, 65))
+  config = checks.load(SHAKESPEARE, TINY + ['model.attention=cudnn', 'model.dtype=bfloat16'])
+  with pytest.raises(config_lib.ConfigError, match=r'model\.attention="cudnn" needs an NVIDIA GPU'):
+    setup_lib.build(config, config_lib.model_config(config, 65))
   with pytest.raises(config_lib.ConfigError, match='computes in bfloat16 or float16'):
-    config_lib.validate(config_lib.load(SHAKESPEARE, TINY + ['model.attention=cudnn']))
+    checks.validate(checks.load(SHAKESPEARE, TINY + ['model.attention=cudnn']))
   with pytest.raises(config_lib.ConfigError, match='is not one of'):
-    config_lib.validate(config_lib.load(SHAKESPEARE, TINY + ['model.attention=flash']))
+    checks.validate(checks.load(SHAKESPEARE, TINY + ['model.attention=flash']))
 
 
+@pytest.mark.slow
 def test_bf16_training_reaches_float32_loss(tmp_path):
   """200 steps of the tiny Shakespeare model: bf16 activations and matmuls (float32 master
-  weights, float32 accumulation) end within 0.03 nats of float32, both well below a uniform guess."""
+  weights, float32 accumulation) end within 0.03 nats of float32, both well below a uniform
+  guess."""
   runs = {}
   for dtype in ('float32', 'bfloat16'):
-    config = config_lib.load(SHAKESPEARE, TINY + [
+    config = checks.load(SHAKESPEARE, TINY + [
         f'model.dtype={dtype}', 'train.steps=200', 'optim.decay_steps=200',
         'train.eval_every=0', 'train.checkpoint_every=0', 'train.log_every=50',
         'optim.lr=3e-3'])
@@ -74,8 +78,9 @@ def test_bf16_training_reaches_float32_loss(tmp_path):
   assert abs(runs['bfloat16'] - runs['float32']) < 0.03, runs
 
 
+@pytest.mark.slow
 def test_bench_generate_reports_decode_beside_hf_and_the_memory_bound(capsys):
-  config = config_lib.load(os.path.join(REPO, 'configs', 'gpt.py:tiny'), ['model.vocab_size=256'])
+  config = checks.load(os.path.join(REPO, 'configs', 'gpt.py:tiny'), ['model.vocab_size=256'])
   results = bench.run_generate(config, batches=(1, 2), prompt_len=4, new_tokens=6)
   assert results['read_bandwidth_bytes_per_s'] > 1e8 and results['bound_s_per_token'] > 0
   assert set(results['batches']) == {1, 2}
@@ -116,14 +121,16 @@ def test_keeping_freed_memory_removes_most_page_faults_of_each_call():
   assert faults['default'] > 20 * 10000 and faults['keep'] < faults['default'] / 3, faults
 
 
+@pytest.mark.slow
 def test_train_profile_writes_a_trace_of_the_asked_steps(tmp_path):
-  config = config_lib.load(SHAKESPEARE, TINY)
+  config = checks.load(SHAKESPEARE, TINY)
   train.run(config, str(tmp_path), progress=False, profile=(3, 5))
   traces = [os.path.join(d, f) for d, _, files in os.walk(tmp_path / 'profile') for f in files
             if f.endswith('.trace.json.gz')]
   assert traces
 
 
+@pytest.mark.slow
 def test_gpu_script_runs_its_cases_at_tiny_sizes(tmp_path):
   sys.path.insert(0, os.path.join(REPO, 'experiments', 'gpu'))
   try:

@@ -10,9 +10,11 @@ import jax
 import numpy as np
 import pytest
 
+from llm_jax import cli, parallel, train, workdir
 from llm_jax import config as config_lib
-from llm_jax import parallel, train, workdir
-from llm_jax.train import loop
+from llm_jax.data import pipeline
+from llm_jax.train import setup as setup_lib
+from llm_jax.workdir.checkpoints import Checkpointer
 from tests.conftest import REPO, SHAKESPEARE, TINY
 
 
@@ -28,11 +30,12 @@ def params_of(path):
   return jax.tree_util.tree_leaves(workdir.load(path).params)
 
 
+@pytest.mark.slow
 def test_tiny_model_overfits_one_batch(tiny_config):
   config = tiny_config('optim.lr=1e-2', 'optim.min_lr=1e-2', 'optim.weight_decay=0.0',
                        'train.steps=150', 'optim.decay_steps=150')
-  data = loop.load_data(config)
-  setup = loop.build(config, config_lib.model_config(config, data.tokenizer.vocab_size))
+  data = pipeline.load(config)
+  setup = setup_lib.build(config, config_lib.model_config(config, data.tokenizer.vocab_size))
   batch = parallel.global_batch(next(data.train(None)), setup.data_sharding)
   losses = []
   with parallel.activate(setup.mesh):
@@ -44,6 +47,7 @@ def test_tiny_model_overfits_one_batch(tiny_config):
   assert losses[-1] < 0.2
 
 
+@pytest.mark.slow
 def test_run_writes_a_complete_workdir(tiny_config, tmp_path):
   final = train.run(tiny_config(), str(tmp_path), progress=False)
   assert final['step'] == 12 and final['val_full_tokens'] == 111_539
@@ -58,6 +62,7 @@ def test_run_writes_a_complete_workdir(tiny_config, tmp_path):
   assert sorted(int(d) for d in os.listdir(tmp_path / 'checkpoints')) == [6, 12]
 
 
+@pytest.mark.slow
 def test_resume_equals_uninterrupted_bit_for_bit(tiny_config, tmp_path):
   # A run "killed" after its step-6 checkpoint: later checkpoints gone, metrics.jsonl ahead of
   # the checkpoint. The checkpoint falls inside a logging interval, so the partial train-loss
@@ -75,6 +80,7 @@ def test_resume_equals_uninterrupted_bit_for_bit(tiny_config, tmp_path):
     np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_the_uninterrupted_result(tiny_config, tmp_path):
   overrides = ['train.steps=1500', 'optim.decay_steps=1500', 'train.log_every=10',
                'train.checkpoint_every=100', 'train.eval_every=100', 'train.full_eval=false']
@@ -105,8 +111,41 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tiny_config, tmp_path):
     np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.slow
 def test_workdir_of_another_model_is_refused(tiny_config, tmp_path):
   train.run(tiny_config('train.steps=3', 'train.checkpoint_every=3'), str(tmp_path),
             progress=False)
   with pytest.raises(config_lib.ConfigError, match='different model'):
     train.run(tiny_config('model.d_model=64'), str(tmp_path), progress=False)
+
+
+def test_using_a_workdir_restores_its_parameters_only(tiny_config, tmp_path, monkeypatch,
+                                                      capsys):
+  """eval, generate and convert --to-hf read the parameters alone: they still work after the
+  workdir's optimizer changed shape (no clipping: another state tree, which a full restore
+  could not target), and no full TrainState restore runs."""
+  run = tmp_path / 'run'
+  train.run(tiny_config('train.steps=2', 'train.checkpoint_every=2', 'train.eval_every=0',
+                        'train.full_eval=false', 'model.use_bias=true'),  # GPT-2's biases
+            str(run), progress=False)
+  saved = json.loads((run / 'config.json').read_text())
+  saved['optim']['clip_norm'] = 0.0
+  (run / 'config.json').write_text(json.dumps(saved))
+  targets = []
+  restore_params = Checkpointer.restore_params
+  monkeypatch.setattr(Checkpointer, 'restore',
+                      lambda *args, **kwargs: pytest.fail('a whole train state was restored'))
+  monkeypatch.setattr(Checkpointer, 'restore_params', lambda self, target, step=None: (
+      targets.append(target) or restore_params(self, target, step)))
+
+  trained = workdir.load(str(run))
+  assert trained.step == 2
+  assert set(trained.params) == {'embed', 'decoder'}  # the model's, nothing of AdamW's
+  assert all(isinstance(x, np.ndarray) for x in jax.tree_util.tree_leaves(trained.params))
+  cli.main(['generate', f'--workdir={run}', '--max-new-tokens=4', '--temperature=0'])
+  assert capsys.readouterr().out.strip()
+  cli.main(['eval', f'--workdir={run}', '--json'])
+  assert json.loads(capsys.readouterr().out)['step'] == 2
+  cli.main(['convert', '--to-hf', str(run), '--out', str(tmp_path / 'hf')])
+  assert (tmp_path / 'hf' / 'model.safetensors').is_file()
+  assert len(targets) == 4 and all(set(t) == {'embed', 'decoder'} for t in targets)

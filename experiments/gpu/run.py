@@ -6,7 +6,7 @@ For each case (GPT-2 124M and the ~1.1B LLaMA-style `configs/llama.py:1b`, bf16 
 float32 master weights, cuDNN flash attention, remat and FSDP as the configs set them) it
 compiles the real jitted train step on random tokens, times `--steps` steps after a warm-up
 and reports the median step, tokens/s, MFU against the chip's published dense bf16 peak
-(`llm_jax.plan.CHIPS`, nanoGPT's FLOPs convention as in `llm-jax bench`) and the device's
+(`llm_jax.perf.plan.CHIPS`, nanoGPT's FLOPs convention as in `llm-jax bench`) and the device's
 peak memory. A case that fails (out of memory, an attention kernel the chip lacks) gets its
 one-line error in the table, and the others still run.
 
@@ -28,9 +28,11 @@ import numpy as np
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, REPO)
 
-from llm_jax import bench, parallel, plan
 from llm_jax import config as config_lib
-from llm_jax.train import loop
+from llm_jax import parallel
+from llm_jax.perf import bench, plan
+from llm_jax.train import checks
+from llm_jax.train import setup as setup_lib
 
 # name -> (config spec, overrides, batch, context)
 CASES = {
@@ -48,12 +50,11 @@ TINY = {  # the same code paths at CPU sizes
 
 def measure(spec: str, overrides: list[str], batch: int, context: int, steps: int,
             attention: str, peak_flops: float) -> dict:
-  config = config_lib.load(os.path.join(REPO, spec), overrides + [
+  config = checks.load(os.path.join(REPO, spec), overrides + [
       f'model.attention={attention}', f'train.batch_size={batch}', f'train.seq_len={context}',
       f'model.max_len={max(context, 1)}', 'train.steps=1000'])
-  config_lib.validate(config)
   model_cfg = config_lib.model_config(config, config.model.vocab_size)
-  setup = loop.build(config, model_cfg)
+  setup = setup_lib.build(config, model_cfg)
   rng = np.random.RandomState(0)
   with parallel.activate(setup.mesh):
     state = setup.init()
@@ -82,7 +83,8 @@ def measure(spec: str, overrides: list[str], batch: int, context: int, steps: in
 def table(rows: dict, chip: str, attention: str) -> str:
   device = jax.devices()[0]
   lines = [(f'Device: {jax.device_count()} x {device.device_kind} ({device.platform}), chip '
-            f'peak from llm_jax.plan: {chip}; attention: {attention}; jax {jax.__version__}'), '',
+            f'peak from llm_jax.perf.plan: {chip}; attention: {attention}; '
+            f'jax {jax.__version__}'), '',
            '| case | params | batch x context | step (median) | tokens/s | MFU | peak memory |',
            '| --- | --- | --- | --- | --- | --- | --- |']
   for name, r in rows.items():
@@ -111,7 +113,7 @@ def main(argv: list[str] | None = None) -> str:
     try:
       rows[name] = {'shape': shape, **measure(spec, overrides, batch, context, args.steps,
                                               attention, peak)}
-    except Exception as e:  # noqa: BLE001 -- one failed case must not cost the others their GPU time
+    except Exception as e:
       rows[name] = {'shape': shape, 'error': f'{type(e).__name__}: {str(e).splitlines()[0]}'}
     print(name, rows[name], flush=True)
   text = table(rows, args.chip, attention)

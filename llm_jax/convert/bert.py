@@ -13,7 +13,7 @@ import functools
 
 from llm_jax.convert import rules as r
 from llm_jax.convert.family import HF_ACTIVATIONS, Family, activation, require
-from llm_jax.models import TransformerConfig
+from llm_jax.models import TransformerConfig, paths
 
 # per family: (model type, base prefix, MLM head names: transform, norm, bias, decoder)
 HEADS = {
@@ -81,7 +81,7 @@ def tensor_rules(model_type: str, cfg: TransformerConfig) -> list[r.Rule]:
          r.copy(e + 'LayerNorm.weight', 'encoder/embed_norm/scale'),
          r.copy(e + 'LayerNorm.bias', 'encoder/embed_norm/bias')]
   for i in range(cfg.num_layers):
-    h, b = f'{prefix}encoder.layer.{i}.', f'encoder/block_{i}/'
+    h, b = f'{prefix}encoder.layer.{i}.', f'encoder/{paths.block(i)}/'
     for name in ('query', 'key', 'value'):
       out += [r.linear(f'{h}attention.self.{name}.weight', f'{b}attention/{name}/kernel'),
               r.flat(f'{h}attention.self.{name}.bias', f'{b}attention/{name}/bias')]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from collections.abc import Callable
 
 from llm_jax.convert.rules import Rule
 from llm_jax.errors import UsageError

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from llm_jax.convert import rules as r
 from llm_jax.convert.family import HF_ACTIVATIONS, Family, activation, require
-from llm_jax.models import TransformerConfig
+from llm_jax.models import TransformerConfig, paths
 
 
 def config_from_hf(hf: dict, names: frozenset) -> TransformerConfig:
@@ -39,7 +39,7 @@ def tensor_rules(cfg: TransformerConfig) -> list[r.Rule]:
          r.copy('transformer.ln_f.weight', 'decoder/final_norm/scale'),
          r.copy('transformer.ln_f.bias', 'decoder/final_norm/bias')]
   for i in range(cfg.num_layers):
-    h, b = f'transformer.h.{i}.', f'decoder/block_{i}/'
+    h, b = f'transformer.h.{i}.', f'decoder/{paths.block(i)}/'
     qkv = [f'{b}attention/{name}/' for name in ('query', 'key', 'value')]
     out += [
         r.copy(h + 'ln_1.weight', b + 'attention_norm/scale'),

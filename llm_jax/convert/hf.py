@@ -22,15 +22,16 @@ import jax.numpy as jnp
 from flax import traverse_util
 from safetensors import safe_open
 
-from llm_jax import models, parallel
+from llm_jax import fileio, models, parallel
 from llm_jax.convert import bert, gpt2, llama, t5
 from llm_jax.convert.family import ConversionError, Family
-from llm_jax.models import SequenceClassifier, TransformerConfig
+from llm_jax.models import SequenceClassifier, TransformerConfig, paths
+from llm_jax.workdir import imported
 
 FAMILIES: dict[str, Family] = {f.model_type: f for f in (gpt2.FAMILY, bert.BERT, bert.ROBERTA,
                                                          t5.FAMILY, llama.FAMILY)}
 # fields a Hugging Face config does not carry (training-time settings)
-UNWRITTEN = ('dropout', 'init_std', 'dtype')
+UNWRITTEN = ('dropout', 'init_std', 'dtype', 'remat', 'scan_layers', 'attention')
 
 
 def read_config(directory: str) -> dict:
@@ -58,9 +59,20 @@ def read_tensors(directory: str) -> dict[str, jax.Array]:
   tensors = {}
   for path in files:
     with safe_open(path, framework='flax') as f:
-      for name in f.keys():
+      for name in f.keys():  # noqa: SIM118 (safe_open is not iterable)
         tensors[name] = f.get_tensor(name)
   return tensors
+
+
+def write_hf(out: str, hf_config: dict, tensors: dict[str, jax.Array],
+             tokenizer_source: str | None = None) -> None:
+  """``config.json`` + ``model.safetensors`` (+ the tokenizer files of ``tokenizer_source``),
+  which ``transformers``' ``from_pretrained`` loads."""
+  os.makedirs(out, exist_ok=True)
+  fileio.write_safetensors(os.path.join(out, 'model.safetensors'), tensors)
+  fileio.write_atomic(os.path.join(out, 'config.json'), json.dumps(hf_config, indent=2))
+  if tokenizer_source:
+    imported.copy_tokenizer(tokenizer_source, out)
 
 
 def _legacy_name(name: str) -> str:
@@ -189,7 +201,8 @@ def to_hf(cfg: TransformerConfig, params: dict, source_config: dict | None = Non
         for n in differ))
   if architecture:
     hf_config['architectures'] = [architecture]
-  flat = traverse_util.flatten_dict(params, sep='/')
+  # the converters name blocks one by one; a scanned model's stacked leaves are cut apart
+  flat = traverse_util.flatten_dict(paths.unscan(params) if cfg.scan_layers else params, sep='/')
   tensors = _export(_rules(family, cfg, set(flat)), flat)
   if hf_config['architectures'] == [family.base_architecture] and family.prefix:
     tensors = {n[len(family.prefix):] if n.startswith(family.prefix) else n: x

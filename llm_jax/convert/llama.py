@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from llm_jax.convert import rules as r
 from llm_jax.convert.family import Family, require
-from llm_jax.models import TransformerConfig
+from llm_jax.models import TransformerConfig, paths
 
 
 def _rope(hf: dict) -> tuple[float, str]:
@@ -61,7 +61,7 @@ def tensor_rules(cfg: TransformerConfig) -> list[r.Rule]:
   out = [r.copy('model.embed_tokens.weight', 'embed/embedding'),
          r.copy('model.norm.weight', 'decoder/final_norm/scale')]
   for i in range(cfg.num_layers):
-    h, b = f'model.layers.{i}.', f'decoder/block_{i}/'
+    h, b = f'model.layers.{i}.', f'decoder/{paths.block(i)}/'
     out += [r.copy(h + 'input_layernorm.weight', b + 'attention_norm/scale'),
             r.copy(h + 'post_attention_layernorm.weight', b + 'mlp_norm/scale')]
     for hf, ours, n_in in (('q_proj', 'query', 1), ('k_proj', 'key', 1),

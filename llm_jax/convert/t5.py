@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from llm_jax.convert import rules as r
 from llm_jax.convert.family import ConversionError, Family
-from llm_jax.models import TransformerConfig
+from llm_jax.models import TransformerConfig, paths
 
 # feed_forward_proj -> our MLP
 MLPS = {'relu': 'relu', 'gelu': 'gelu', 'gated-gelu': 'geglu', 'gated-silu': 'swiglu'}
@@ -76,7 +76,7 @@ def tensor_rules(cfg: TransformerConfig) -> list[r.Rule]:
                    f'{stack}/relative_bias'),
             r.copy(f'{stack}.final_layer_norm.weight', f'{stack}/final_norm/scale')]
     for i in range(layers):
-      h, b = f'{stack}.block.{i}.layer.', f'{stack}/block_{i}/'
+      h, b = f'{stack}.block.{i}.layer.', f'{stack}/{paths.block(i)}/'
       out += _attention(h + '0.SelfAttention', b + 'attention')
       out.append(r.copy(h + '0.layer_norm.weight', b + 'attention_norm/scale'))
       mlp = 1

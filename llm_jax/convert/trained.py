@@ -16,24 +16,17 @@ import shutil
 from llm_jax import config as config_lib
 from llm_jax import fileio
 from llm_jax import workdir as workdir_lib
-from llm_jax.convert import files, hf
+from llm_jax.convert import hf
 from llm_jax.convert.family import ConversionError
 from llm_jax.data import tokenizers
 from llm_jax.models import TransformerConfig, lora
-
-WORKDIR_TOKENIZER = 'tokenizer'  # where llm-jax train saves its tokenizer
-
-
-def is_workdir(path: str) -> bool:
-  return (os.path.isfile(os.path.join(path, 'config.json'))
-          and os.path.isfile(os.path.join(path, WORKDIR_TOKENIZER, 'spec.json')))
 
 
 def to_hf(trained: workdir_lib.Trained) -> tuple[dict, dict]:
   """(config.json, tensors) of a workdir's parameters (its best checkpoint where kept)."""
   cfg = config_lib.model_config(trained.config, trained.tokenizer.vocab_size)
   _check_positions(cfg, trained.tokenizer.special.get('pad'))
-  if trained.config.objective != 'classification':
+  if not trained.task.labelled:
     return hf.to_hf(cfg, trained.params)
   adapters = _lora(trained)
   params = lora.merge(trained.params, adapters) if adapters else trained.params
@@ -62,7 +55,7 @@ def write(workdir: str, out: str) -> str:
   except FileNotFoundError as e:  # no checkpoint yet, a tokenizer file gone
     raise ConversionError(str(e)) from None
   hf_config, tensors = to_hf(trained)
-  files.write_hf(out, hf_config, tensors)
+  hf.write_hf(out, hf_config, tensors)
   summary = f'{hf_config["architectures"][0]} (step {trained.step}) -> {out}'
   if _lora(trained):
     summary += '; LoRA adapters merged'

@@ -1,4 +1,6 @@
-"""Turning token lists into model batches: LM examples, padding and truncation, buckets.
+"""Labelled token lists into classifier batches: padding and truncation, length buckets.
+
+(How an objective frames documents into packed rows is its task's, in ``llm_jax.tasks``.)
 
 Pure numpy: no model, no device. Every batch carries the masks that say which slots are
 real (``loss_mask`` for LM targets, ``attention_mask`` for classifier inputs).
@@ -9,62 +11,6 @@ from __future__ import annotations
 import numpy as np
 
 from llm_jax.errors import UsageError
-
-
-def lm_example(ids: np.ndarray, eos_id: int | None) -> dict[str, np.ndarray]:
-  """One document as next-token pairs.
-
-  With an EOS token the document is framed ``[eos] doc -> doc [eos]``: every token of it is
-  predicted (the first from the EOS that opens it) and so is its end, which is how
-  perplexity on Penn Treebank counts ``<eos>``. Without one (a char vocabulary) it is the
-  plain shift ``doc[:-1] -> doc[1:]``.
-  """
-  ids = np.asarray(ids, np.int32)
-  if eos_id is None:
-    return {'inputs': ids[:-1], 'targets': ids[1:]}
-  eos = np.array([eos_id], np.int32)
-  return {'inputs': np.concatenate([eos, ids]), 'targets': np.concatenate([ids, eos])}
-
-
-def packed_lm_batch(rows: dict[str, np.ndarray], cross_document: bool) -> dict[str, np.ndarray]:
-  """Names grain's packed next-token features as the model reads them.
-
-  Segment id 0 is padding. ``cross_document`` lets attention run across document boundaries
-  within a row (a continuous-stream LM, as most PTB results are reported); otherwise
-  segment ids and per-document positions keep each document to itself.
-  """
-  segments = rows['inputs_segment_ids']
-  batch = {'inputs': rows['inputs'], 'targets': rows['targets'],
-           'loss_mask': (segments > 0).astype(np.float32)}
-  if cross_document:
-    batch['positions'] = np.broadcast_to(np.arange(segments.shape[-1], dtype=np.int32),
-                                         segments.shape).copy()
-    batch['segment_ids'] = (segments > 0).astype(np.int32)
-  else:
-    batch['positions'] = rows['inputs_positions']
-    batch['segment_ids'] = segments
-  return batch
-
-
-def mlm_example(ids: np.ndarray, cls_id: int, sep_id: int) -> dict[str, np.ndarray]:
-  """One document as BERT reads it: ``[CLS] doc [SEP]`` (the objective masks it later)."""
-  return {'inputs': np.concatenate([[cls_id], ids, [sep_id]]).astype(np.int32)}
-
-
-def packed_mlm_batch(rows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-  """Packed encoder rows: each document attends only to itself (segment 0 is padding)."""
-  return {'inputs': rows['inputs'], 'segment_ids': rows['inputs_segment_ids'],
-          'positions': rows['inputs_positions']}
-
-
-def span_corruption_example(ids: np.ndarray, eos_id: int) -> dict[str, np.ndarray]:
-  """One document closed by EOS; t5x concatenates these and cuts the stream into rows."""
-  return {'inputs': np.append(ids, eos_id).astype(np.int32)}
-
-
-def span_corruption_batch(rows: dict[str, np.ndarray], pad_id: int) -> dict[str, np.ndarray]:
-  """Raw token rows for T5's span corruption, padding set to ``pad_id``."""
-  return {'inputs': np.where(rows['inputs_segment_ids'] > 0, rows['inputs'], pad_id)}
 
 
 def pad_classification(token_lists: list[np.ndarray], max_len: int, pad_id: int,

@@ -7,7 +7,7 @@ the uninterrupted run would have, with no iterator state to save.
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 

@@ -17,7 +17,8 @@ checkpoint, so a resumed run sees exactly the batches the uninterrupted run woul
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import grain
 import numpy as np

@@ -7,16 +7,18 @@ knows no model.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import itertools
 import os
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
+import jax
 import ml_collections
 import numpy as np
+from jax.experimental import multihost_utils
 
-from llm_jax import objectives
-from llm_jax.data import batching, lm, loader, sources, tokenizers
+from llm_jax import tasks
+from llm_jax.data import lm, loader, sources, tokenizers
 from llm_jax.errors import UsageError
 
 Batches = Iterable[dict[str, np.ndarray]]
@@ -97,7 +99,9 @@ def lm_data(config: ml_collections.ConfigDict, tokenizer: tokenizers.Tokenizer |
     full = {split: (lambda s=split: lm.sequential_windows(streams[s], full_batch, t.seq_len))
             for split in eval_splits}
   else:
-    frame, lengths, finish = packing(config, tokenizer)
+    task = tasks.get(config.objective)
+    task.check_special(tokenizer.special)
+    frame, lengths, finish = task.packing(tokenizer.special, t.seq_len, data.cross_document)
 
     def packed(split, batch_size, train):
       def framed(record):
@@ -195,40 +199,10 @@ def subset(tokens: list, labels: np.ndarray, count: int) -> tuple[list, np.ndarr
   return [tokens[i] for i in keep], labels[keep]
 
 
-def packing(config: ml_collections.ConfigDict, tokenizer: tokenizers.Tokenizer):
-  """How the objective frames a document, the packed row lengths, and the batch it reads.
-
-  Next-token prediction frames ``[eos] doc -> doc [eos]``; masked LM reads ``[CLS] doc [SEP]``
-  rows of single documents; span corruption cuts the EOS-joined stream into raw rows long
-  enough to corrupt down to ``train.seq_len`` inputs, as t5x does.
-  """
-  special, t = tokenizer.special, config.train
-  needs = {'masked_lm': ('cls', 'sep'), 'span_corruption': ('eos', 'pad')}.get(config.objective,
-                                                                             ())
-  missing = [n for n in needs if n not in special]
-  if missing:
-    raise UsageError(f'objective {config.objective!r} needs the tokenizer\'s '
-                     f'{", ".join(missing)} token(s); use a sentencepiece or WordPiece tokenizer')
-  if config.objective == 'masked_lm':
-    return (functools.partial(batching.mlm_example, cls_id=special['cls'], sep_id=special['sep']),
-            {'inputs': t.seq_len}, batching.packed_mlm_batch)
-  if config.objective == 'span_corruption':
-    raw = objectives.span_corruption_tokens_length(t.seq_len)
-    return (functools.partial(batching.span_corruption_example, eos_id=special['eos']),
-            {'inputs': raw},
-            functools.partial(batching.span_corruption_batch, pad_id=special['pad']))
-  return (functools.partial(batching.lm_example, eos_id=special.get('eos')),
-          {'inputs': t.seq_len, 'targets': t.seq_len},
-          functools.partial(batching.packed_lm_batch, cross_document=config.data.cross_document))
-
-
 def check(config: ml_collections.ConfigDict) -> list[str]:
   """Problems with the data section that need no file to see."""
   data = config.data
   problems = []
-  if data.batching == 'windows' and config.objective != 'causal_lm':
-    problems.append(f'data.batching="windows" serves causal_lm only; objective '
-                    f'{config.objective!r} needs data.batching="packed"')
   if data.batching not in BATCHING:
     problems.append(f'data.batching={data.batching!r} is not one of {BATCHING}')
   if data.tokenizer not in TOKENIZERS:
@@ -241,4 +215,30 @@ def check(config: ml_collections.ConfigDict) -> list[str]:
     problems.append(f'data.val_fraction must be in [0, 1), got {data.val_fraction}')
   if data.tokenizer_path and not os.path.exists(data.tokenizer_path):
     problems.append(f'data.tokenizer_path {data.tokenizer_path} does not exist')
+  if data.train_examples < 0:
+    problems.append(f'data.train_examples={data.train_examples} must be >= 0 (0: all)')
+  if data.cv_folds and (data.cv_folds < 2 or not 0 <= data.cv_fold < data.cv_folds):
+    problems.append(f'data.cv_folds={data.cv_folds}, data.cv_fold={data.cv_fold}: '
+                    'cross-validation needs at least 2 folds and 0 <= cv_fold < cv_folds')
+  if tasks.get(config.objective).labelled:
+    named = sources.NAMED.get(data.corpus, {})
+    if named.get('format', data.format) == 'text' and not data.corpus.startswith('tfds:'):
+      problems.append(f'objective={config.objective!r} needs labelled data: data.format tsv, '
+                      'csv or jsonl, or a labelled named corpus (sst2, sentiment)')
   return problems
+
+
+def load(config: ml_collections.ConfigDict, tokenizer: tokenizers.Tokenizer | None = None
+         ) -> LMData | LabelledData:
+  """The run's data for this process; ``tokenizer`` (a workdir's saved one, so that a resumed
+  run or an evaluation encodes as training did) is built from the corpus when None.
+
+  With several processes, process 0 prepares the dataset while the others wait, so that no
+  two write the same cache.
+  """
+  if jax.process_count() > 1:
+    if jax.process_index() == 0:
+      sources.prepare(config.data)
+    multihost_utils.sync_global_devices('llm_jax: data prepared')
+  build = labelled_data if tasks.get(config.objective).labelled else lm_data
+  return build(config, tokenizer, jax.process_index(), jax.process_count())

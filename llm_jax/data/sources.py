@@ -21,7 +21,8 @@ import json
 import logging
 import os
 import sys
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import ml_collections
 
@@ -61,7 +62,7 @@ class Spec:
   labels: tuple[str, ...] = ()
   regression: bool = False
   clean: tuple[str, ...] = ()
-  parts: tuple['Spec', ...] = ()  # a mixture ('ptb+sst2'): the texts of these, split by split
+  parts: tuple[Spec, ...] = ()  # a mixture ('ptb+sst2'): the texts of these, split by split
 
   @property
   def labelled(self) -> bool:
@@ -318,8 +319,7 @@ def _builder_class():
               for split, records in self._splits.items()}
 
     def _generate_examples(self, records):
-      for i, record in enumerate(records):
-        yield i, record
+      yield from enumerate(records)
 
   return LocalSource
 

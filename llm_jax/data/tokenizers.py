@@ -13,12 +13,15 @@ import io
 import json
 import os
 import shutil
-from typing import Iterable, Protocol, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Protocol
 
 import numpy as np
 
 from llm_jax import fileio
 from llm_jax.errors import UsageError
+
+SPEC = 'spec.json'  # what a saved tokenizer directory is recognised by
 
 SPECIALS = ('pad', 'unk', 'bos', 'eos', 'cls', 'sep', 'mask')
 
@@ -48,7 +51,7 @@ class _Base:
     return [self.encode(t) for t in texts]
 
   def _write_spec(self, directory: str, **fields) -> None:
-    fileio.write_atomic(os.path.join(directory, 'spec.json'),
+    fileio.write_atomic(os.path.join(directory, SPEC),
                         json.dumps({'kind': self.kind, **fields}, indent=1))
 
 
@@ -63,7 +66,7 @@ class CharTokenizer(_Base):
     self.special = {}
 
   @classmethod
-  def from_texts(cls, texts: Iterable[str]) -> 'CharTokenizer':
+  def from_texts(cls, texts: Iterable[str]) -> CharTokenizer:
     """The sorted set of the texts' characters, the vocabulary nanoGPT builds."""
     chars = set()
     for text in texts:
@@ -104,7 +107,7 @@ class WordTokenizer(_Base):
                     (('pad', '<pad>'), ('unk', '<unk>'), ('eos', '<eos>')) if tok in self._ids}
 
   @classmethod
-  def from_texts(cls, texts: Iterable[str], max_size: int = 0) -> 'WordTokenizer':
+  def from_texts(cls, texts: Iterable[str], max_size: int = 0) -> WordTokenizer:
     """Words by descending frequency (ties alphabetical) after ``<pad> <unk> <eos>``."""
     counts = collections.Counter(w for text in texts for w in text.split())
     reserved = ['<pad>', '<unk>', '<eos>']
@@ -148,7 +151,7 @@ class SentencePieceTokenizer(_Base):
   @classmethod
   def train(cls, texts: Iterable[str], vocab_size: int, model_type: str = 'bpe',
             user_symbols: Sequence[str] = ('[CLS]', '[SEP]', '[MASK]'),
-            max_sentence_length: int = 1 << 20) -> 'SentencePieceTokenizer':
+            max_sentence_length: int = 1 << 20) -> SentencePieceTokenizer:
     import sentencepiece as spm
     if model_type not in ('bpe', 'unigram'):
       raise UsageError(f'--model-type must be bpe or unigram, got {model_type!r}')
@@ -233,7 +236,7 @@ class WordPieceTokenizer(_Base):
 
 def load(directory: str) -> Tokenizer:
   """Loads a tokenizer saved by ``save`` (every workdir holds one in ``tokenizer/``)."""
-  spec_path = os.path.join(directory, 'spec.json')
+  spec_path = os.path.join(directory, SPEC)
   if not os.path.exists(spec_path):
     raise FileNotFoundError(f'no tokenizer in {directory}: is this a workdir of llm-jax train?')
   with open(spec_path) as f:

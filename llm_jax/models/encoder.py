@@ -12,8 +12,13 @@ import jax
 import jax.numpy as jnp
 
 from llm_jax.models import layers
-from llm_jax.models.transformer import (Stack, TransformerConfig, default_positions,
-                                        make_lm_head, output_logits)
+from llm_jax.models.transformer import (
+  Stack,
+  TransformerConfig,
+  default_positions,
+  make_lm_head,
+  output_logits,
+)
 
 
 class EncoderLM(nn.Module):

@@ -10,8 +10,13 @@ import flax.linen as nn
 import jax
 
 from llm_jax.models import layers
-from llm_jax.models.transformer import (Stack, TransformerConfig, default_positions,
-                                        make_lm_head, output_logits)
+from llm_jax.models.transformer import (
+  Stack,
+  TransformerConfig,
+  default_positions,
+  make_lm_head,
+  output_logits,
+)
 
 
 class EncoderDecoderLM(nn.Module):

@@ -16,11 +16,11 @@ import jax.numpy as jnp
 from flax import traverse_util
 
 from llm_jax.errors import UsageError
-from llm_jax.models import layers
+from llm_jax.models import layers, paths
 from llm_jax.models import lora as lora_lib
 from llm_jax.models.transformer import Stack, TransformerConfig, default_positions
 
-HEAD = 'classifier'
+HEAD = paths.HEAD
 POOLINGS = ('cls', 'mean', 'last')
 # a language model's output layers, which a classifier has no use for
 LM_HEADS = ('mlm_transform', 'mlm_norm', 'mlm_bias', 'lm_head', 'pooler')
@@ -133,7 +133,7 @@ def check_pretrained(params_init, pretrained: dict) -> LoadReport:
   dropped) and every shape that differs.
   """
   init = traverse_util.flatten_dict(params_init, sep='/')
-  source = traverse_util.flatten_dict(pretrained, sep='/')
+  source = traverse_util.flatten_dict(paths.match_layout(pretrained, params_init), sep='/')
   missing = [p for p in init if not _is_new(p, source) and p not in source]
   unexpected = [p for p in source if p not in init and p.split('/')[0] not in LM_HEADS]
   misshaped = [f'{p} (checkpoint {tuple(source[p].shape)}, model {tuple(init[p].shape)})'
@@ -155,6 +155,6 @@ def load_pretrained(params_init: dict, pretrained: dict) -> tuple[dict, LoadRepo
   does not fit (``check_pretrained``)."""
   report = check_pretrained(params_init, pretrained)
   out = traverse_util.flatten_dict(params_init, sep='/')
-  source = traverse_util.flatten_dict(pretrained, sep='/')
+  source = traverse_util.flatten_dict(paths.match_layout(pretrained, params_init), sep='/')
   out.update({p: jnp.asarray(source[p], out[p].dtype) for p in report.loaded})
   return traverse_util.unflatten_dict(out, sep='/'), report

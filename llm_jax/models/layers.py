@@ -9,7 +9,8 @@ carry three logical names (DESIGN pitfall 3).
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import flax.linen as nn
 import jax

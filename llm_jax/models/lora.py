@@ -18,7 +18,8 @@ import contextvars
 import dataclasses
 import math
 import re
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import flax.linen as nn
 import jax

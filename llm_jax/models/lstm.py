@@ -16,8 +16,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from llm_jax.models import layers
-from llm_jax.models.heads import HEAD
+from llm_jax.models import layers, paths
 from llm_jax.models.transformer import TransformerConfig
 
 # the model fields an LSTM reads; any other set away from its default is refused
@@ -96,10 +95,10 @@ class LSTMClassifier(nn.Module):
           recurrent_kernel_init=_replicated(nn.initializers.orthogonal(), 2),
           bias_init=_replicated(nn.initializers.zeros, 1), parent=None)
       # 'block_i', as a Transformer names its layers: top_k_layers and layer decay apply
-      (_, state), x = nn.RNN(cell, return_carry=True, name=f'block_{i}')(x, seq_lengths=lengths)
+      (_, state), x = nn.RNN(cell, return_carry=True, name=paths.block(i))(x, seq_lengths=lengths)
     state = jnp.where(lengths[:, None] > 0, state, 0.0)
     state = nn.Dropout(self.head_dropout)(state, deterministic=deterministic)
     outputs = 1 if self.num_labels == 2 else self.num_labels
     z = layers.Dense((outputs,), (None,), (None,), True, layers.normal(cfg.init_std), dtype,
-                     name=HEAD)(state).astype(jnp.float32)
+                     name=paths.HEAD)(state).astype(jnp.float32)
     return jnp.concatenate([jnp.zeros_like(z), z], axis=-1) if self.num_labels == 2 else z

@@ -18,7 +18,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from llm_jax.models import layers
+from llm_jax.models import layers, paths
 
 # lstm: the seed documents' non-Transformer classifier (models/lstm.py), a classifier only
 KINDS = ('decoder', 'encoder', 'encoder_decoder', 'lstm')
@@ -191,7 +191,7 @@ class _ScannedBlock(nn.Module):
 
   @nn.compact
   def __call__(self, x, mask, positions, bias_table, encoded, cross_mask, deterministic, decode):
-    block = _remat(self.cfg)(self.cfg, self.cross, self.causal, name='block')
+    block = _remat(self.cfg)(self.cfg, self.cross, self.causal, name=paths.SCANNED_BLOCK)
     return block(x, mask, positions, bias_table, encoded, cross_mask, deterministic, decode), None
 
 
@@ -263,10 +263,10 @@ class Stack(nn.Module):
                        split_rngs={'params': True, 'dropout': True},
                        in_axes=(nn.broadcast,) * len(args), length=self.num_layers,
                        metadata_params={nn.PARTITION_NAME: 'layers'})
-      x, _ = blocks(cfg, self.cross, self.causal, name='blocks')(x, *args)
+      x, _ = blocks(cfg, self.cross, self.causal, name=paths.SCANNED)(x, *args)
     else:
       for i in range(self.num_layers):
-        x = _remat(cfg)(cfg, self.cross, self.causal, name=f'block_{i}')(x, *args)
+        x = _remat(cfg)(cfg, self.cross, self.causal, name=paths.block(i))(x, *args)
     if cfg.pre_norm:
       x = layers.make_norm(cfg.norm, cfg.norm_eps, cfg.use_bias, dtype, 'final_norm')(x)
     return x

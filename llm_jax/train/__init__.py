@@ -1,4 +1,5 @@
-"""Training: state, optimizers, checkpoints, logging and the loop (``run``)."""
+"""Training: config checks, the compiled setup (model, mesh, optimizer, jitted steps), the
+loop (``run``), optimizers, freezing, logging, and cross-validation over folds."""
 
 from llm_jax.train.loop import run
 

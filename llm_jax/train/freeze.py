@@ -24,18 +24,15 @@ import re
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
+import numpy as np
 import optax
 
 from llm_jax.errors import UsageError
-from llm_jax.models import lora
-from llm_jax.models.heads import HEAD
+from llm_jax.models import lora, paths
 
 SPECS = ('all', 'head', 'top_k_layers:N', 'bitfit', 'embeddings_frozen', 'lora',
          'regex:PATTERN')
-# the layer-0 group: what comes before the first block
-EMBEDDINGS = re.compile(
-    r'^embed/|^[^/]+/(pos_embedding|type_embedding|relative_bias)$|^[^/]+/embed_norm/')
-BLOCK = re.compile(r'(^|/)block_(\d+)/')
 
 
 def errors(spec: str, layer_decay: float = 1.0) -> list[str]:
@@ -60,118 +57,150 @@ def _is_box(x) -> bool:
   return isinstance(x, nn.Partitioned)
 
 
-def _join(keys) -> str:
-  return '/'.join(str(k.key) for k in keys)
-
-
-def _paths(tree) -> list[str]:
-  """'/'-joined paths of the leaves (flax's Partitioned boxes count as leaves)."""
+def _shapes(tree) -> dict[str, tuple[int, ...]]:
+  """'/'-joined path -> shape of every leaf (flax's Partitioned boxes count as leaves)."""
   flat, _ = jax.tree_util.tree_flatten_with_path(tree, is_leaf=_is_box)
-  return [_join(keys) for keys, _ in flat]
+  return {paths.join(keys): tuple((x.value if _is_box(x) else x).shape) for keys, x in flat}
 
 
 def _map_paths(fn, tree):
   """``fn(path)`` at every leaf of ``tree``."""
-  return jax.tree_util.tree_map_with_path(lambda keys, _: fn(_join(keys)), tree,
+  return jax.tree_util.tree_map_with_path(lambda keys, _: fn(paths.join(keys)), tree,
                                           is_leaf=_is_box)
 
 
-def num_layers(tree) -> int:
-  """Blocks per stack: one more than the highest ``block_i``."""
-  found = [int(m.group(2)) for m in map(BLOCK.search, _paths(tree)) if m]
-  return max(found) + 1 if found else 0
-
-
-def layer_of(path: str, layers: int) -> int:
-  """0 for the embeddings, ``i + 1`` for block ``i``, ``layers + 1`` for what follows
-  (final norm, pooler, heads): the depth layer-wise decay and ``top_k_layers`` count."""
-  block = BLOCK.search(path)
-  if block:
-    return int(block.group(2)) + 1
-  return 0 if EMBEDDINGS.search(path) else layers + 1
-
-
 def _trains(spec: str, layers: int):
-  """The predicate on paths that ``spec`` makes."""
+  """The predicate ``(path, depth) -> bool`` that ``spec`` makes; ``depth`` is an array for
+  a scanned leaf (one per layer), and so is the answer of a layer-wise spec."""
   kind, _, arg = spec.partition(':')
 
-  def head(path):
-    return path.split('/')[0] == HEAD
+  def head(path, depth):
+    return path.split('/')[0] == paths.HEAD
 
   if kind == 'top_k_layers':
     if int(arg) > layers:
       raise UsageError(f'freeze spec {spec!r}: the model has {layers} layers')
-    return lambda path: layer_of(path, layers) > layers - int(arg)
+    return lambda path, depth: depth > layers - int(arg)
   return {
-      'all': lambda path: True,
+      'all': lambda path, depth: True,
       'head': head,
-      'bitfit': lambda path: head(path) or path.split('/')[-1] == 'bias',
-      'embeddings_frozen': lambda path: layer_of(path, layers) > 0,
-      'lora': lambda path: head(path) or lora.is_adapter(path),
-      'regex': lambda path: re.search(arg, path) is not None,
+      'bitfit': lambda path, depth: head(path, depth) or path.split('/')[-1] == 'bias',
+      'embeddings_frozen': lambda path, depth: np.all(depth > 0),
+      'lora': lambda path, depth: head(path, depth) or lora.is_adapter(path),
+      'regex': lambda path, depth: re.search(arg, path) is not None,
   }[kind]
 
 
-def labels(params, spec: str):
-  """``'train'`` or ``'freeze'`` for every leaf of ``params`` (boxed, abstract or not).
-
-  Raises UsageError when the spec is malformed or would train nothing.
-  """
+def _masks(tree, spec: str) -> dict[str, bool | np.ndarray]:
+  """Per path: whether it trains, or for a scanned leaf which of its layers do."""
   problems = errors(spec)
   if problems:
     raise UsageError(problems[0])
-  if spec == 'lora' and not any(map(lora.is_adapter, _paths(params))):
+  shapes = _shapes(tree)
+  if spec == 'lora' and not any(map(lora.is_adapter, shapes)):
     raise UsageError('freeze spec \'lora\' trains the LoRA adapters, and the model has none: '
                      'enable LoRA')
-  trains = _trains(spec, num_layers(params))
-  out = _map_paths(lambda path: 'train' if trains(path) else 'freeze', params)
-  if 'train' not in jax.tree_util.tree_leaves(out):
+  layers = paths.num_layers(shapes)
+  trains = _trains(spec, layers)
+  out = {path: np.asarray(trains(path, paths.depth(path, layers))) for path in shapes}
+  if not any(m.any() for m in out.values()):
     raise UsageError(f'freeze spec {spec!r} leaves no parameter to train')
-  return out
+  return {path: bool(m) if m.ndim == 0 else (bool(m.all()) if m.all() or not m.any() else m)
+          for path, m in out.items()}
+
+
+def labels(params, spec: str):
+  """``'train'`` or ``'freeze'`` for every leaf of ``params`` (boxed, abstract or not); a
+  scanned leaf with some layers trainable is ``'train'`` (``wrap`` masks its other layers).
+
+  Raises UsageError when the spec is malformed or would train nothing.
+  """
+  masks = _masks(params, spec)
+  return _map_paths(lambda path: 'train' if np.any(masks[path]) else 'freeze', params)
 
 
 def count(params, spec: str) -> tuple[int, int]:
   """(trainable, total) parameter counts, for the run to print."""
-  sizes = jax.tree_util.tree_leaves(jax.tree_util.tree_map(lambda x: x.size, params))
-  kinds = jax.tree_util.tree_leaves(labels(params, spec))
-  return sum(s for s, k in zip(sizes, kinds) if k == 'train'), sum(sizes)
+  masks, shapes = _masks(params, spec), _shapes(params)
+  sizes = {path: int(np.prod(shape)) for path, shape in shapes.items()}
+  trained = sum(sizes[p] * float(np.mean(masks[p])) for p in shapes)
+  return round(trained), sum(sizes.values())
+
+
+def _layer_array(factor, x):
+  """A per-layer factor broadcast over a scanned leaf's other axes."""
+  return jnp.asarray(factor, x.dtype).reshape((-1,) + (1,) * (x.ndim - 1))
 
 
 def trainable_only(tree, spec: str):
-  """``tree`` (gradients, say) with its frozen leaves left out (None). A step that reads
-  every gradient, for a norm, keeps XLA from skipping the frozen weights' gradients: on a
-  head-only run that is two thirds of the step's FLOPs."""
-  return jax.tree_util.tree_map(lambda x, label: x if label == 'train' else None, tree,
-                                labels(tree, spec))
+  """``tree`` (gradients, say) with its frozen leaves left out (None) and the frozen layers of
+  a scanned leaf zeroed. A step that reads every gradient, for a norm, keeps XLA from
+  skipping the frozen weights' gradients: on a head-only run that is two thirds of the
+  step's FLOPs."""
+  masks = _masks(tree, spec)
+
+  def keep(keys, x):
+    m = masks[paths.join(keys)]
+    if isinstance(m, np.ndarray):
+      return x * _layer_array(m, x)
+    return x if m else None
+
+  return jax.tree_util.tree_map_with_path(keep, tree, is_leaf=_is_box)
 
 
-def layer_scales(params, decay: float):
-  """Each leaf's learning-rate factor ``decay ** (layers + 1 - layer)``: 1 for the head and
-  what follows the blocks, ``decay`` for the top block, down to the embeddings (ELECTRA's
-  and BEiT's layer-wise decay)."""
-  layers = num_layers(params)
-  return _map_paths(lambda path: decay ** (layers + 1 - layer_of(path, layers)), params)
+def layer_scales(params, decay: float, spec: str = 'all'):
+  """Each leaf's update factor: ``decay ** (layers + 1 - depth)`` (1 for the head and what
+  follows the blocks, ``decay`` for the top block, down to the embeddings: ELECTRA's and
+  BEiT's layer-wise decay), times 0 on the frozen layers of a scanned leaf; an array over
+  the layer axis for scanned leaves."""
+  shapes = _shapes(params)
+  layers = paths.num_layers(shapes)
+  masks = _masks(params, spec)
+  return _map_paths(lambda path: np.asarray(masks[path], np.float64) * decay ** (
+      layers + 1 - paths.depth(path, layers)), params)
 
 
-def _scale_by_layer(decay: float) -> optax.GradientTransformation:
+def _scale_by_layer(decay: float, spec: str) -> optax.GradientTransformation:
   def update(updates, state, params=None):
     del params
-    return jax.tree_util.tree_map(lambda u, s: u * s, updates,
-                                  layer_scales(updates, decay)), state
+    scales = layer_scales(updates, decay, spec)
+    return jax.tree_util.tree_map(
+        lambda u, s: u * (_layer_array(s, u) if np.ndim(s) else jnp.asarray(s, u.dtype)),
+        updates, scales), state
 
   return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
 
 
-def wrap(tx: optax.GradientTransformation, spec: str,
-         layer_decay: float = 1.0) -> optax.GradientTransformation:
+def _zero_frozen_layers(spec: str) -> optax.GradientTransformation:
+  """Zeroes the gradients of a scanned leaf's frozen layers, so that clipping and the
+  optimizer's moments see what the per-block layout's trainable leaves give them."""
+  def update(updates, state, params=None):
+    del params
+    masks = _masks(updates, spec)
+    return jax.tree_util.tree_map_with_path(
+        lambda keys, u: u * _layer_array(masks[paths.join(keys)], u)
+        if isinstance(masks[paths.join(keys)], np.ndarray) else u, updates), state
+
+  return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
+
+
+def wrap(tx: optax.GradientTransformation, spec: str, layer_decay: float = 1.0,
+         scanned: bool = False) -> optax.GradientTransformation:
   """``tx`` (e.g. ``optim.make``'s AdamW, decay mask and clipping included) on the leaves
   ``spec`` trains, zero updates and no state for the rest; with ``layer_decay < 1`` the
-  updates (learning rate and weight decay alike) shrink by that factor per layer down."""
+  updates (learning rate and weight decay alike) shrink by that factor per layer down.
+
+  ``scanned`` (``model.scan_layers``): a layer-wise spec freezes some layers of each stacked
+  leaf; their gradients are zeroed before ``tx`` and their updates after it (weight decay
+  included), so they stay bit-identical as separate frozen blocks would."""
   problems = errors(spec, layer_decay)
   if problems:
     raise UsageError(problems[0])
   out = optax.multi_transform({'train': tx, 'freeze': optax.set_to_zero()},
                               lambda params: labels(params, spec))
+  layer_wise = spec.partition(':')[0] == 'top_k_layers'
+  if scanned and layer_wise:
+    return optax.chain(_zero_frozen_layers(spec), out, _scale_by_layer(layer_decay, spec))
   if layer_decay != 1.0:
-    out = optax.chain(out, _scale_by_layer(layer_decay))
+    out = optax.chain(out, _scale_by_layer(layer_decay, 'all'))
   return out

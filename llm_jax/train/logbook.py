@@ -1,4 +1,4 @@
-"""Where metrics go: ``metrics.jsonl`` (always), TensorBoard event files, the console.
+"""Where metrics go: the workdir's metrics.jsonl (always), TensorBoard events, the console.
 
 Only process 0 writes. On resume the JSONL is cut back to the restored step, so a resumed
 run's record equals an uninterrupted run's, line for line.
@@ -11,17 +11,19 @@ import os
 
 import jax
 
+from llm_jax.workdir import layout
+
 
 class Logbook:
   def __init__(self, workdir: str, resume_step: int):
     self.enabled = jax.process_index() == 0
-    self.path = os.path.join(workdir, 'metrics.jsonl')
+    self.path = os.path.join(workdir, layout.METRICS)
     self.tb = None
     if not self.enabled:
       return
     self._truncate(resume_step)
     from tensorboardX import SummaryWriter  # imported late: only process 0 needs it
-    self.tb = SummaryWriter(os.path.join(workdir, 'tensorboard'), purge_step=resume_step + 1)
+    self.tb = SummaryWriter(os.path.join(workdir, layout.TENSORBOARD), purge_step=resume_step + 1)
 
   def _truncate(self, resume_step: int) -> None:
     if not os.path.exists(self.path):

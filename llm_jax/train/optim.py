@@ -6,6 +6,25 @@ import jax
 import ml_collections
 import optax
 
+from llm_jax.models import paths
+
+SCHEDULES = ('cosine', 'linear', 'constant')
+
+
+def errors(optim: ml_collections.ConfigDict, total_steps: int) -> list[str]:
+  """What is wrong with the optim section, if anything, one line per problem."""
+  o, problems = optim, []
+  if o.schedule not in SCHEDULES:
+    problems.append(f'optim.schedule={o.schedule!r} is not one of {SCHEDULES}')
+  if o.lr <= 0 or o.min_lr < 0 or o.min_lr > o.lr:
+    problems.append(f'need 0 <= optim.min_lr <= optim.lr and lr > 0, got lr={o.lr} '
+                    f'min_lr={o.min_lr}')
+  decay = o.decay_steps or total_steps
+  if not 0 <= o.warmup_steps <= decay:
+    problems.append(f'optim.warmup_steps={o.warmup_steps} must be within [0, decay steps='
+                    f'{decay}]')
+  return problems
+
 
 def schedule(optim: ml_collections.ConfigDict, total_steps: int) -> optax.Schedule:
   """Linear warmup to ``lr``, then cosine or linear decay to ``min_lr``, or constant.
@@ -26,8 +45,11 @@ def schedule(optim: ml_collections.ConfigDict, total_steps: int) -> optax.Schedu
 
 
 def decay_mask(params):
-  """Weight decay on matrices (kernels, embeddings) only, never on biases or norm scales."""
-  return jax.tree_util.tree_map(lambda p: p.ndim >= 2, params)
+  """Weight decay on matrices (kernels, embeddings) only, never on biases or norm scales; a
+  scanned leaf's leading axis stacks layers, so its own rank is one less."""
+  def is_matrix(keys, p):
+    return p.ndim - paths.is_scanned(paths.join(keys)) >= 2
+  return jax.tree_util.tree_map_with_path(is_matrix, params)
 
 
 def make(optim: ml_collections.ConfigDict, total_steps: int) -> optax.GradientTransformation:

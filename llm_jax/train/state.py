@@ -57,6 +57,3 @@ def create(model: nn.Module, tx: optax.GradientTransformation, rng: jax.Array,
   with parallel.activate(mesh):
     return init(rng)
 
-
-def count_params(params) -> int:
-  return sum(x.size for x in jax.tree_util.tree_leaves(params))

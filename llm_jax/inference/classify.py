@@ -2,28 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import jax
 import numpy as np
 
-from llm_jax import objectives, tasks
 from llm_jax.data import loader
 from llm_jax.errors import UsageError
 from llm_jax.workdir import Trained
 
 
-def classify(trained: Trained, texts: Sequence[str],
+def labels(trained: Trained, texts: Sequence[str],
              batch_size: int = 64) -> list[tuple[str, float]]:
   """(label, probability of that label) per text, truncated to the run's ``train.seq_len``."""
-  if trained.config.objective != 'classification':
-    raise UsageError(f'the workdir holds a {trained.config.objective} run, not a classifier')
+  task = trained.task
+  if not task.labelled:
+    raise UsageError(f'the workdir holds a {task.name} run, not a classifier: predict labels '
+                     'with a workdir of objective="classification"')
   tokens = trained.tokenizer.encode_batch(list(texts))
   batches = loader.classification(tokens, np.zeros(len(texts), np.int64), batch_size,
                                   trained.config.train.seq_len, trained.tokenizer.special,
                                   seed=0, train=False)
-  predict = jax.jit(lambda params, batch: objectives.predictions(
-      tasks.classifier_logits(trained.model, params, batch)))
+  predict = jax.jit(lambda params, batch: task.predict(trained.model, params, batch))
   out = []
   for batch in batches:
     probs = np.asarray(predict(trained.params, batch))[batch['example_mask'] > 0]

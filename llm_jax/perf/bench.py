@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import statistics
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -22,8 +22,9 @@ import numpy as np
 
 from llm_jax import config as config_lib
 from llm_jax import parallel
+from llm_jax.data import pipeline
 from llm_jax.models import TransformerConfig
-from llm_jax.train import loop
+from llm_jax.train import setup as setup_lib
 
 
 def median_seconds(fn: Callable[[], object], repeats: int) -> float:
@@ -84,9 +85,9 @@ def _batches(data, n: int = 4) -> list[dict[str, np.ndarray]]:
 
 def llm_jax_trainer(config: ml_collections.ConfigDict) -> tuple[Callable[[], None], dict]:
   """One jitted train step on real batches (compiled and warmed up), and the model's sizes."""
-  data = loop.load_data(config)
+  data = pipeline.load(config)
   model_cfg = config_lib.model_config(config, data.tokenizer.vocab_size)
-  setup = loop.build(config, model_cfg, data.tokenizer.special)
+  setup = setup_lib.build(config, model_cfg, data.tokenizer.special)
   with parallel.activate(setup.mesh):
     state = setup.init()
     batches = [parallel.global_batch(b, setup.data_sharding) for b in _batches(data)]
@@ -129,7 +130,7 @@ def hf_gpt2_trainer(config: ml_collections.ConfigDict) -> Callable[[], None]:
   import torch
   import transformers
 
-  data = loop.load_data(config)
+  data = pipeline.load(config)
   m, o = config_lib.model_config(config, data.tokenizer.vocab_size), config.optim
   torch.manual_seed(0)
   model = transformers.GPT2LMHeadModel(_hf_gpt2_config(m)).train()
@@ -187,7 +188,8 @@ def run(config: ml_collections.ConfigDict, steps: int = 20, compare_hf: bool = T
 def llm_jax_decoder(model_cfg: TransformerConfig, batch: int, prompt_len: int,
                     new_tokens: int) -> Callable[[int], None]:
   """Greedy cached generation of ``n`` tokens after a random prompt, random weights."""
-  from llm_jax import generate, models
+  from llm_jax import models
+  from llm_jax.inference import generate
 
   model = models.build(model_cfg)
   params = jax.jit(lambda key: model.init(key, jnp.zeros((1, 8), jnp.int32))['params'])(

@@ -1,4 +1,4 @@
-"""``llm-jax eval``: a workdir's checkpoint over every example of an evaluation split.
+"""A workdir's checkpoint over every example of an evaluation split (``llm-jax eval``).
 
 It rebuilds the run's data from the config saved in the workdir (its own tokenizer), so the
 figures are those training logged as ``val_full``, plus a classifier's confusion matrix.
@@ -8,28 +8,43 @@ from __future__ import annotations
 
 from typing import Any
 
+import ml_collections
+from jax.sharding import NamedSharding, PartitionSpec
+
+from llm_jax import config as config_lib
 from llm_jax import parallel
 from llm_jax import workdir as workdir_lib
+from llm_jax.data import pipeline
 from llm_jax.errors import UsageError
-from llm_jax.train import evaluation, loop
+from llm_jax.evaluation import passes
+
+
+def evaluator(trained: workdir_lib.Trained) -> passes.Evaluator:
+  """The run's evaluation, its parameters replicated on a data-parallel mesh of the devices
+  at hand (whatever mesh it trained on), its masking drawn as training drew it."""
+  mesh = parallel.make_mesh(ml_collections.ConfigDict({'data': -1, 'fsdp': 1, 'tensor': 1}))
+  vocab_size = config_lib.model_config(trained.config, trained.tokenizer.vocab_size).vocab_size
+  loss = trained.task.bind(vocab_size, trained.tokenizer.special)
+  return passes.evaluator(trained.model, trained.task, loss, mesh,
+                          NamedSharding(mesh, PartitionSpec()),
+                          passes.run_keys(trained.config.seed).eval)
 
 
 def run(workdir: str, split: str = 'validation', checkpoint: str = 'auto') -> dict[str, Any]:
   """The split's metrics at the chosen checkpoint; classifiers add ``confusion`` (rows: true
   label, columns: predicted, in the order of ``labels``)."""
   trained = workdir_lib.load(workdir, checkpoint)
-  data = loop.load_data(trained.config, workdir)
+  data = pipeline.load(trained.config, trained.tokenizer)
   if split not in data.full:
     raise UsageError(f'the data of {workdir} has no {split!r} split; it has '
                      f'{", ".join(data.full)}')
-  setup = trained.setup
-  num_classes = loop.label_count(trained.config, trained.label_names)
-  with parallel.activate(setup.mesh):
-    if setup.predict_step is None:
-      found, metrics = None, evaluation.losses(setup, trained.params, data.full[split]())
+  ev = evaluator(trained)
+  num_classes = trained.task.outputs(trained.config, trained.label_names)
+  with parallel.activate(ev.mesh):
+    if ev.predict_step is None:
+      found, metrics = None, passes.losses(ev, trained.params, data.full[split]())
     else:
-      metrics, found = evaluation.classify(setup, trained.params, data.full[split](),
-                                           num_classes)
+      metrics, found = passes.classify(ev, trained.params, data.full[split](), num_classes)
   out = {'workdir': workdir, 'step': trained.step, 'split': split, **metrics}
   if found is not None:
     out.update(labels=list(trained.label_names), confusion=found.confusion.tolist())

@@ -1,4 +1,4 @@
-"""``llm-jax cv``: k-fold cross-validation, one training run per fold, figures pooled.
+"""k-fold cross-validation (``llm-jax cv``), one training run per fold, figures pooled.
 
 Fold ``i`` trains in ``WORKDIR/fold_i`` with ``data.cv_fold=i``: each is an ordinary run,
 so an interrupted cross-validation resumes fold by fold. A fold's figures are its best
@@ -15,15 +15,16 @@ from typing import Any
 import ml_collections
 import numpy as np
 
-from llm_jax import fileio, train
-from llm_jax.config import ConfigError, validate
+from llm_jax import fileio
+from llm_jax.config import ConfigError
+from llm_jax.train import checks, loop
 
 
 def fold_config(config: ml_collections.ConfigDict, folds: int, fold: int):
   config = ml_collections.ConfigDict(config.to_dict())
   config.data.cv_folds, config.data.cv_fold = folds, fold
   config.lock()
-  validate(config)
+  checks.validate(config)
   return config
 
 
@@ -37,7 +38,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, folds: int,
   per_fold = []
   for fold in range(folds):
     start = time.perf_counter()
-    final = train.run(fold_config(config, folds, fold), os.path.join(workdir, f'fold_{fold}'),
+    final = loop.run(fold_config(config, folds, fold), os.path.join(workdir, f'fold_{fold}'),
                       progress=progress)
     figures = {k[len(prefix):]: v for k, v in final.items() if k.startswith(prefix)}
     per_fold.append({**figures, 'seconds': time.perf_counter() - start})

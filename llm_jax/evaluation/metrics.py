@@ -1,4 +1,5 @@
-"""Classification metrics over a whole evaluation set, accumulated batch by batch.
+"""Metrics from summed counts: the means of loss sums, and classification metrics over a
+whole evaluation set, accumulated batch by batch.
 
 ``Classification`` keeps a confusion matrix and every example's class probabilities (an
 eval set's worth of floats), so accuracy, precision, recall and F1 come from counts and
@@ -8,7 +9,17 @@ partial batch are dropped by their ``weights``.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+
+
+def summarize(sums: dict) -> dict[str, float]:
+  """Turns summed metrics into means: loss, accuracy and perplexity per counted token."""
+  tokens = max(float(sums['tokens']), 1.0)
+  loss = float(sums['nll_sum']) / tokens
+  return {'loss': loss, 'accuracy': float(sums['correct_sum']) / tokens,
+          'perplexity': math.exp(min(loss, 700.0)), 'tokens': float(sums['tokens'])}
 
 
 def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:

@@ -1,0 +1,37 @@
+"""``llm-jax predict``: a label and its probability for each text, from a classifier."""
+
+from __future__ import annotations
+
+import os
+
+from llm_jax.cli import args as args_lib
+from llm_jax.cli.evaluate import CHECKPOINTS
+from llm_jax.errors import UsageError
+
+
+def add(sub) -> None:
+  pr = sub.add_parser('predict', help='label and probability for each text, from a '
+                      'classifier workdir')
+  pr.add_argument('--workdir', required=True)
+  pr.add_argument('--text', action='append', default=[], help='a text (repeatable)')
+  pr.add_argument('--input', default='', help='a file of texts, one per line')
+  pr.add_argument('--checkpoint', default='auto', choices=CHECKPOINTS,
+                  help='auto: the best (train.select_metric) where kept, else the latest')
+  pr.set_defaults(fn=run)
+
+
+def run(args, overrides) -> None:
+  from llm_jax import workdir
+  from llm_jax.inference import classify
+  args_lib.refuse_overrides('predict', overrides)
+  texts = list(args.text)
+  if args.input:
+    if not os.path.isfile(args.input):
+      raise UsageError(f'--input {args.input} does not exist')
+    with open(args.input, encoding='utf-8') as f:
+      texts += [line.rstrip('\n') for line in f if line.strip()]
+  if not texts:
+    raise UsageError('give --text "..." (repeatable) or --input FILE (one text per line)')
+  for text, (label, prob) in zip(texts, classify.labels(
+      workdir.load(args.workdir, args.checkpoint), texts)):
+    print(f'{label}\t{prob:.4f}\t{text}')

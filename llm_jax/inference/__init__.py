@@ -1,0 +1,1 @@
+"""Using a trained model: sampling text (``generate``) and labelling texts (``classify``)."""

@@ -1,0 +1,117 @@
+"""The task interface: everything that changes with the objective, declared in one object.
+
+A task joins a model's forward pass to an objective's loss and says what the rest of the
+code must do for it: which special tokens it reads, how a document becomes packed rows,
+which model it trains, which metrics its evaluation reports and which of them can select a
+checkpoint, and what a trained model predicts. The data pipeline, the trainer, evaluation,
+prediction and export ask the task; none of them compares objective names.
+
+A loss is ``loss(model, params, batch, rng, train) -> (loss, summed metrics)``; randomness
+an objective needs (dropout, masking) comes from ``rng``, so a resumed run masks exactly as
+the uninterrupted one. Token ids a loss needs (the mask id, EOS) are bound by ``bind`` from
+a tokenizer's special-token map.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Callable, Mapping
+from typing import NamedTuple
+
+import flax.linen as nn
+import jax
+import ml_collections
+import numpy as np
+
+from llm_jax import models
+from llm_jax.errors import UsageError
+from llm_jax.models import TransformerConfig
+
+Loss = Callable[..., tuple[jax.Array, dict[str, jax.Array]]]
+# the whole-split figures every task's evaluation reports (loss sums -> means)
+LM_METRICS = ('loss', 'perplexity', 'accuracy')
+
+
+class Packing(NamedTuple):
+  """How a task's documents become packed rows: ``frame(ids)`` -> token features of one
+  document, ``lengths`` the packed row length of each feature, ``finish(rows)`` -> the
+  batch the loss reads (from grain's rows with ``<feature>_segment_ids``/``_positions``)."""
+
+  frame: Callable[[np.ndarray], dict[str, np.ndarray]]
+  lengths: dict[str, int]
+  finish: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+  """Defaults of a language-modelling task; each objective's module overrides what differs."""
+
+  name: str
+  model_kinds: tuple[str, ...]  # the model.kind values it trains
+  needs: tuple[str, ...] = ()  # special tokens its framing and loss read
+  # data.batching values it accepts; (): it batches its own way and ignores the field
+  batchings: tuple[str, ...] = ('packed',)
+  # labelled examples (text, label) rather than documents; its model is a classifier whose
+  # training follows the finetune section (pretrained body, freezing, LoRA)
+  labelled: bool = False
+
+  def loss(self, model: nn.Module, params, batch: dict[str, jax.Array], rng: jax.Array,
+           train: bool, **ids):
+    raise NotImplementedError
+
+  def token_ids(self, vocab_size: int, special: Mapping[str, int]) -> dict[str, int]:
+    """The keyword arguments ``loss`` takes beside the batch."""
+    del vocab_size, special
+    return {}
+
+  def bind(self, vocab_size: int, special: Mapping[str, int]) -> Loss:
+    """``loss`` with the token ids it needs; call it as ``loss(model, params, batch, rng,
+    train)``."""
+    self.check_special(special)
+    ids = self.token_ids(vocab_size, special)
+    return functools.partial(self.loss, **ids) if ids else self.loss
+
+  def check_special(self, special: Mapping[str, int]) -> None:
+    missing = [n for n in self.needs if n not in special]
+    if missing:
+      raise UsageError(f'objective {self.name!r} needs the tokenizer\'s {", ".join(missing)} '
+                       f'token(s); it has {", ".join(sorted(special)) or "no special tokens"}: '
+                       'use a sentencepiece or WordPiece tokenizer')
+
+  def packing(self, special: Mapping[str, int], seq_len: int,
+              cross_document: bool) -> Packing:
+    raise NotImplementedError(f'objective {self.name!r} reads labelled examples, not packed rows')
+
+  def outputs(self, config: ml_collections.ConfigDict, label_names: tuple[str, ...]) -> int:
+    """The classifier head's width (0: a language model, whose head is the vocabulary)."""
+    del config, label_names
+    return 0
+
+  def model(self, cfg: TransformerConfig, config: ml_collections.ConfigDict,
+            label_names: tuple[str, ...] = ()) -> nn.Module:
+    del config, label_names
+    return models.build(cfg)
+
+  def metrics(self, outputs: int) -> tuple[str, ...]:
+    """The whole-split metrics its evaluation reports, any of which can select a checkpoint."""
+    del outputs
+    return LM_METRICS
+
+  def predict(self, model: nn.Module, params, batch: dict[str, jax.Array]) -> jax.Array:
+    """What a trained model outputs for ``batch``: labelled tasks' class probabilities."""
+    raise NotImplementedError(f'objective {self.name!r} trains a language model, not a classifier')
+
+  def errors(self, config: ml_collections.ConfigDict) -> list[str]:
+    """What this task cannot train in ``config`` (beyond each section's own checks)."""
+    problems = []
+    if self.batchings and config.data.batching not in self.batchings:
+      problems.append(f'data.batching={config.data.batching!r} does not serve objective '
+                      f'{self.name!r}; it needs data.batching in {self.batchings}')
+    if not self.labelled:
+      d = config.data
+      if d.train_examples or d.cv_folds:
+        problems.append(f'data.train_examples={d.train_examples}, data.cv_folds={d.cv_folds}: '
+                        'subsets and folds are of labelled data; they need '
+                        'objective="classification"')
+    return problems
