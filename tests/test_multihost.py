@@ -28,7 +28,7 @@ def free_port() -> int:
 def launch(workdir, steps, devices_per_process, processes):
   env = dict(os.environ, PYTHONPATH=REPO, JAX_PLATFORMS='cpu',
              XLA_FLAGS=f'--xla_force_host_platform_device_count={devices_per_process}')
-  args = [sys.executable, '-m', 'llm_jax.main', 'train', f'--config={SHAKESPEARE}',
+  args = [sys.executable, '-m', 'llm_jax.cli', 'train', f'--config={SHAKESPEARE}',
           f'--workdir={workdir}'] + [f'--config.{o}' for o in OVERRIDES + [f'train.steps={steps}']]
   if processes > 1:
     port = free_port()

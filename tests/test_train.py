@@ -87,7 +87,7 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tiny_config, tmp_path):
   killed = tmp_path / 'killed'
   env = dict(os.environ, PYTHONPATH=REPO)
   proc = subprocess.Popen(
-      [sys.executable, '-m', 'llm_jax.main', 'train', f'--config={SHAKESPEARE}',
+      [sys.executable, '-m', 'llm_jax.cli', 'train', f'--config={SHAKESPEARE}',
        f'--workdir={killed}'] + [f'--config.{o}' for o in TINY + overrides],
       env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
   deadline = time.time() + 120
