@@ -112,6 +112,6 @@ def test_workdir_file_names_are_spelled_only_in_the_workdir_package():
 def test_every_command_is_its_own_module_in_the_cli_package():
   from llm_jax import cli
   commands = {c.__name__.rsplit('.', 1)[1] for c in cli.COMMANDS}
-  modules = {p.stem for p in (PACKAGE / 'cli').glob('*.py')} - {'__init__', 'args'}
+  modules = {p.stem for p in (PACKAGE / 'cli').glob('*.py')} - {'__init__', '__main__', 'args'}
   assert commands == modules
   assert not [m for m in os.listdir(PACKAGE) if m in ('main.py', 'bench.py', 'predict.py')]

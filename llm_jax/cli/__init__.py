@@ -37,6 +37,3 @@ def main(argv: list[str] | None = None) -> None:
     print(f'llm-jax {args.command}: error: {e}', file=sys.stderr)
     sys.exit(2)
 
-
-if __name__ == '__main__':
-  main()
