@@ -1,8 +1,8 @@
-"""The seeds' LSTM on the UCI Sentiment Labelled Sentences, by 10-fold cross-validation.
+"""The Keras-style LSTM on the UCI Sentiment Labelled Sentences, by 10-fold cross-validation.
 
 configs/sst2_lstm.py's model and recipe (Embedding(16) -> LSTM(128) -> LSTM(64) -> one
 sigmoid unit, Adam at Keras' defaults, batch 32, 50 words at most) with its vocabulary from
-these 3,000 sentences, ten epochs of the 2,700 training sentences of each fold, as the seeds
+these 3,000 sentences, ten epochs of the 2,700 training sentences of each fold, as the Keras recipe
 run ten.
 
   llm-jax cv --config=configs/sentiment_lstm.py --workdir=runs/sentiment_lstm \

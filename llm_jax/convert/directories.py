@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 
 from llm_jax.convert import hf, trained
+from llm_jax.convert.family import ConversionError
 from llm_jax.workdir import imported, layout
 
 
@@ -26,6 +27,9 @@ def export_hf(source: str, out: str) -> str:
   """A workdir or an imported directory -> ``config.json`` + ``model.safetensors`` in ``out``."""
   if layout.is_workdir(source):
     return trained.write(source, out)
+  if not imported.is_imported(source):
+    raise ConversionError(f'{source} has no {imported.MODEL_CONFIG}: --to-hf takes a directory '
+                          'of llm-jax convert --from-hf or a workdir of llm-jax train')
   cfg, params, hf_config = imported.read(source)
   out_config, tensors = hf.to_hf(cfg, params, hf_config)
   hf.write_hf(out, out_config, tensors, os.path.join(source, imported.TOKENIZER_DIR))

@@ -1,4 +1,4 @@
-"""Flax Linen models: one configurable Transformer and its heads, and the seeds' LSTM classifier."""
+"""Flax Linen models: one configurable Transformer and its heads, and an LSTM classifier."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def build_classifier(cfg: TransformerConfig, num_labels: int, *, pooling: str = 
                      head_dropout: float = 0.1, use_pooler: bool | None = None,
                      lora: LoraConfig | None = None) -> SequenceClassifier | LSTMClassifier:
   """A classifier (``num_labels=1``: regression) on the body ``cfg`` describes
-  (``kind='lstm'``: the seeds' LSTM, which pools its last state).
+  (``kind='lstm'``: the Keras-style LSTM, which pools its last state).
 
   ``use_pooler=None`` uses BERT's pooler where the body has one (``cfg.pooler``) and pools
   [CLS], as Hugging Face's ``BertForSequenceClassification`` does.

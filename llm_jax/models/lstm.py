@@ -1,6 +1,6 @@
-"""The seed documents' non-Transformer baseline: embedding, stacked LSTMs, one sigmoid unit.
+"""The classic non-Transformer baseline: embedding, stacked LSTMs, one sigmoid unit.
 
-The seeds train Keras' ``Embedding -> LSTM -> LSTM -> Dense(1, sigmoid)`` for binary
+The Keras sentiment tutorials train ``Embedding -> LSTM -> LSTM -> Dense(1, sigmoid)`` for binary
 sentiment. ``LSTMClassifier`` is that model as a classifier of this codebase: called as
 ``SequenceClassifier`` is and returning what it returns, so the classification task, its
 metrics and ``predict`` serve it unchanged. ``model.kind='lstm'`` selects it; of the model
@@ -65,11 +65,11 @@ class LSTMClassifier(nn.Module):
   the initial (zero) state. ``positions`` and ``token_types`` are accepted and unused: the
   recurrence reads order by itself.
 
-  Binary tasks (``num_labels=2``) end, as the seeds do, in one dense unit ``z`` whose sigmoid
-  is the probability of label 1. The classification objective is a softmax over classes, so
-  the model returns the logits ``[0, z]``: ``softmax([0, z])[1] = sigmoid(z)``, and their
-  cross-entropy is the seeds' binary cross-entropy. More labels: one logit each; one label:
-  the regression value, as ``SequenceClassifier`` returns it.
+  Binary tasks (``num_labels=2``) end, as that Keras model does, in one dense unit ``z``
+  whose sigmoid is the probability of label 1. The classification objective is a softmax
+  over classes, so the model returns the logits ``[0, z]``: ``softmax([0, z])[1] =
+  sigmoid(z)``, and their cross-entropy is Keras' binary cross-entropy. More labels: one
+  logit each; one label: the regression value, as ``SequenceClassifier`` returns it.
   """
 
   cfg: TransformerConfig

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 
 from llm_jax.models import layers, paths
 
-# lstm: the seed documents' non-Transformer classifier (models/lstm.py), a classifier only
+# lstm: the Keras-style non-Transformer classifier (models/lstm.py), a classifier only
 KINDS = ('decoder', 'encoder', 'encoder_decoder', 'lstm')
 NORMS = ('layernorm', 'rmsnorm')
 POSITIONS = ('learned', 'sinusoidal', 'rope', 'relative', 'none')
