@@ -2,8 +2,8 @@
 
 configs/sst2_lstm.py's model and recipe (Embedding(16) -> LSTM(128) -> LSTM(64) -> one
 sigmoid unit, Adam at Keras' defaults, batch 32, 50 words at most) with its vocabulary from
-these 3,000 sentences, ten epochs of the 2,700 training sentences of each fold, as the Keras recipe
-run ten.
+these 3,000 sentences, ten epochs of the 2,700 training sentences of each fold, as the Keras
+tutorial runs ten.
 
   llm-jax cv --config=configs/sentiment_lstm.py --workdir=runs/sentiment_lstm \
       --config.data.data_dir=../shared/data

@@ -13,7 +13,8 @@ which the LSTM never reads (its recurrence stops at each row's length), and a se
 50 words loses its end, not its start.
 
 Measured on the 2-core CPU (seed 0; another job shared the cores): dev accuracy 82.68%, F1
-0.8298, ROC-AUC 0.9075 (loss 0.4168) in 2.5 min, 283,713 parameters, about 100 steps/s.
+0.8298, ROC-AUC 0.9075 (loss 0.4168) in 2.5 min, 283,713 parameters, about 100 steps/s;
+re-measured 2026-12-01 on a 2-core Zen 3: 82.34%, F1 0.8266, ROC-AUC 0.9066 (loss 0.4305), 2.9 min.
 experiments/sst2_lstm/README.md.
 """
 

@@ -24,8 +24,6 @@ RECORDED = {
     'ptb_word.py': ((), (9.251863479614258, 9.2196626663208)),
     'bert.py:tiny': ((), (9.015484809875488, 9.022682189941406)),
     't5.py:tiny': ((), (9.03305721282959, 9.008780479431152)),
-    'sst2_tiny_bert.py:scratch': (('data.tokenizer_path=', 'data.vocab_size=2000'),
-                                  (0.6979261636734009, 0.6968077421188354)),
     'sst2_minilm.py:full': (('finetune.pretrained=', f'data.tokenizer_path={MINILM_VOCAB}'),
                             (0.6850216388702393, 0.6880276203155518)),
 }
