@@ -32,7 +32,9 @@ def get_config(arg: str = 'tiny'):
   config = base()
   config.objective = 'causal_lm'
   config.model.update(presets.get(PRESETS[arg]))
-  m, t, p = config.model, config.train, config.parallel
+  m = config.model
+  t = config.train
+  p = config.parallel
   if arg == '1b':
     m.dtype = 'bfloat16'
     m.remat = 'full'

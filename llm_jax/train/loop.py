@@ -38,6 +38,9 @@ def _check_workdir(workdir: str, config: ml_collections.ConfigDict) -> None:
   if old is None:
     return
   old, new = old.to_dict(), config.to_dict()
+  if not tasks.get(config.objective).batchings:  # a field this task ignores
+    old['data'].pop('batching', None)
+    new['data'].pop('batching', None)
   differ = [section for section in RESUME_MUST_MATCH if old[section] != new[section]]
   if differ:
     raise config_lib.ConfigError(
