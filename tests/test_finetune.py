@@ -66,12 +66,17 @@ def test_a_checkpoint_that_does_not_fit_is_refused_by_name(labelled, tmp_path):
               str(tmp_path / 'wide'), progress=False)
 
 
-def test_predict_prints_a_label_and_probability_per_text(labelled, tmp_path, capsys):
+def test_predict_prints_a_label_and_probability_per_text(labelled, tmp_path, capsys,
+                                                         monkeypatch):
   from llm_jax import cli
+  from llm_jax.workdir.checkpoints import Checkpointer
   run = str(tmp_path / 'run')
   train.run(classifier_config(labelled), run, progress=False)
   (tmp_path / 'texts.txt').write_text('lovely great film\n\nawful dull film\n')
   capsys.readouterr()
+  # predicting reads the parameters alone (the frozen-leaf optimizer state stays on disk)
+  monkeypatch.setattr(Checkpointer, 'restore',
+                      lambda *args, **kwargs: pytest.fail('a whole train state was restored'))
   cli.main(['predict', f'--workdir={run}', '--text', 'good nice the film',
             f'--input={tmp_path / "texts.txt"}'])
   lines = [line.split('\t') for line in capsys.readouterr().out.strip().split('\n')]
