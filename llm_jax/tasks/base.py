@@ -14,6 +14,7 @@ a tokenizer's special-token map.
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import functools
 from collections.abc import Callable, Mapping
@@ -44,7 +45,7 @@ class Packing(NamedTuple):
 
 
 @dataclasses.dataclass(frozen=True)
-class Task:
+class Task(abc.ABC):
   """Defaults of a language-modelling task; each objective's module overrides what differs."""
 
   name: str
@@ -56,9 +57,10 @@ class Task:
   # training follows the finetune section (pretrained body, freezing, LoRA)
   labelled: bool = False
 
+  @abc.abstractmethod
   def loss(self, model: nn.Module, params, batch: dict[str, jax.Array], rng: jax.Array,
            train: bool, **ids):
-    raise NotImplementedError
+    """``(mean loss, summed metrics)`` of ``batch``; each objective's module defines it."""
 
   def token_ids(self, vocab_size: int, special: Mapping[str, int]) -> dict[str, int]:
     """The keyword arguments ``loss`` takes beside the batch."""
@@ -81,7 +83,7 @@ class Task:
 
   def packing(self, special: Mapping[str, int], seq_len: int,
               cross_document: bool) -> Packing:
-    raise NotImplementedError(f'objective {self.name!r} reads labelled examples, not packed rows')
+    raise UsageError(f'objective {self.name!r} reads labelled examples, not packed documents')
 
   def outputs(self, config: ml_collections.ConfigDict, label_names: tuple[str, ...]) -> int:
     """The classifier head's width (0: a language model, whose head is the vocabulary)."""
@@ -100,7 +102,8 @@ class Task:
 
   def predict(self, model: nn.Module, params, batch: dict[str, jax.Array]) -> jax.Array:
     """What a trained model outputs for ``batch``: labelled tasks' class probabilities."""
-    raise NotImplementedError(f'objective {self.name!r} trains a language model, not a classifier')
+    raise UsageError(f'objective {self.name!r} trains a language model, not a classifier: '
+                     'predict labels with a workdir of objective="classification"')
 
   def errors(self, config: ml_collections.ConfigDict) -> list[str]:
     """What this task cannot train in ``config`` (beyond each section's own checks)."""
