@@ -37,7 +37,9 @@ def base() -> ml_collections.ConfigDict:
   c.data.files = ml_collections.ConfigDict({'train': '', 'validation': '', 'test': ''})
   c.data.format = 'text'  # text | tsv | csv | jsonl (the last three are labelled)
   c.data.unit = 'file'  # a text file's documents: the whole file, each line, each paragraph
-  c.data.val_fraction = 0.1  # cut from train when there is no validation file
+  # drawn from train (by split_seed; stratified by label) when there is no validation file
+  c.data.val_fraction = 0.1
+  c.data.split_seed = 0  # apart from seed, so that runs of several seeds share one split
   c.data.header = False
   c.data.text_field = ''  # column name or index ('' : the first column / "text")
   c.data.label_field = ''  # ('' : the last column / "label")
@@ -77,6 +79,9 @@ def base() -> ml_collections.ConfigDict:
   c.train.patience = 0  # stop after this many evaluations without a better one (0: never)
   c.train.keep_checkpoints = 3
   c.train.async_checkpoints = True
+  # a step with a non-finite loss or gradient is never applied; the run stops at the first
+  # such step (0), or skips up to this many and stops at the next
+  c.train.skip_nonfinite = 0
 
   c.optim = ml_collections.ConfigDict()
   c.optim.lr = 1e-3
@@ -119,11 +124,19 @@ def load(spec: str, overrides: Sequence[str] = ()) -> ml_collections.ConfigDict:
   """
   path, _, arg = spec.partition(':')
   if not os.path.isfile(path):
-    raise ConfigError(f'config file {path} does not exist')
+    raise ConfigError(f'config file {path} does not exist; give a path such as '
+                      'configs/shakespeare_char.py (optionally FILE:ARG)')
   module_spec = importlib.util.spec_from_file_location('_llm_jax_config', path)
   module = importlib.util.module_from_spec(module_spec)
   try:
     module_spec.loader.exec_module(module)
+  except SyntaxError as e:
+    raise ConfigError(f'{path}:{e.lineno}: {e.msg}; fix the config file') from None
+  if not callable(getattr(module, 'get_config', None)):
+    raise ConfigError(f'{path} defines no get_config(); a config file defines '
+                      'get_config(arg=None) returning llm_jax.config.base() amended '
+                      '(see configs/)')
+  try:
     config = module.get_config(arg) if arg else module.get_config()
   except (AttributeError, KeyError, TypeError, ValueError) as e:
     # a locked ConfigDict refuses unknown fields (AttributeError) and wrong types (TypeError)

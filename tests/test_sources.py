@@ -81,10 +81,13 @@ def test_prepared_data_is_reused_and_rebuilt_on_change(tmp_path):
   assert again.path == first.path
   assert os.path.getmtime(os.path.join(again.path, 'clean_report.json')) == stamp
   config.clean = ('dedup',)
+  with pytest.raises(UsageError, match='1 record.* too few to hold out'):
+    sources.prepare(config)  # one line is left: none to hold out for validation
+  path.write_text('some text here\n' * 20 + ''.join(f'line {i}\n' for i in range(10)))
   deduped = sources.prepare(config)
-  assert deduped.path != first.path and len(deduped.splits['train']) == 1
-  assert deduped.report['train'][0]['dropped'] == 17  # 18 train lines, 17 copies
-  path.write_text('other text\n' * 20)
+  assert deduped.report['steps'][0]['dropped'] == 19  # dedup before the validation cut
+  assert len(deduped.splits['train']) + len(deduped.splits['validation']) == 11
+  path.write_text(''.join(f'other text {i}\n' for i in range(20)))
   assert sources.prepare(config).path not in (first.path, deduped.path)
 
 
@@ -125,7 +128,14 @@ def write(tmp_path, name, content: bytes):
     (lambda p: dict(corpus='files', train=write(p, 'bad.txt', b'ok\nfine\n\xff\xfe\n'),
                     unit='line'), r'bad.txt:3: byte 0xff is not valid UTF-8'),
     (lambda p: dict(corpus='files', train=write(p, 'e.txt', b'a\nb\n'), unit='line',
-                    clean=('min_chars:5',)), "split 'train' of files is empty after cleaning"),
+                    clean=('min_chars:5',)),
+     "split 'train' of files is empty after clean step 'min_chars:5'; loosen data.clean"),
+    (lambda p: dict(corpus='files', train=write(p, 'empty.txt', b'')), r'empty.txt is empty'),
+    (lambda p: dict(corpus='files', train=write(p, 'h.tsv', b'text\tlabel\n'), format='tsv',
+                    header=True), r'h.tsv has only a header line'),
+    (lambda p: dict(corpus='files', train=write(p, 'one.txt', b'a' * 10_000_000), unit='line'),
+     r"one.txt: 1 record\(s\) \(data.unit='line'\) are too few to hold out "
+     r".*or data.unit='file'"),
     (lambda p: dict(corpus='files', train=write(p, 'c.csv', b't,l\nhello,1\nbye\n'),
                     format='csv', header=True, labels=('0', '1')), r'c.csv:3: has 1 column'),
     (lambda p: dict(corpus='files', train=write(p, 'l.tsv', b'good\tpos\nmeh\tneutral\n'),
@@ -148,3 +158,36 @@ def test_a_tokenizer_larger_than_the_model_is_refused(tmp_path):
   config = checks.load(SHAKESPEARE, TINY + ['model.vocab_size=40'])
   with pytest.raises(config_lib.ConfigError, match='smaller than the tokenizer'):
     train.run(config, str(tmp_path), progress=False)
+
+
+def test_duplicates_never_straddle_the_validation_cut(tmp_path):
+  """A CSV whose second half repeats its first (the old tail cut put each repeat in
+  validation and its original in train): dedup runs before the held-out draw, the draw is
+  seeded and keeps the class balance, and the report counts the drops."""
+  rows = [f'text {i} is {"good" if i % 4 else "bad"},{"pos" if i % 4 else "neg"}'
+          for i in range(40)]
+  path = tmp_path / 'rows.csv'
+  path.write_text('\n'.join(rows + rows + rows[:10]) + '\n')
+  config = data_config(tmp_path, corpus='files', train=str(path), format='csv',
+                       val_fraction=0.25, clean=('dedup',))
+  prepared = sources.prepare(config)
+  train_texts, val_texts = texts(prepared.splits['train']), texts(prepared.splits['validation'])
+  assert not set(train_texts) & set(val_texts)
+  assert prepared.report['steps'][0]['dropped'] == 50
+  # a quarter of each class (rounded up): 8 of the 30 positives, 3 of the 10 negatives
+  labels = [prepared.splits['validation'][i]['label'] for i in range(len(val_texts))]
+  assert (len(train_texts), len(val_texts)) == (29, 11)
+  assert labels.count(prepared.label_names.index('neg')) == 3
+  config.split_seed = 1
+  assert texts(sources.prepare(config).splits['validation']) != val_texts
+
+
+def test_a_training_copy_of_a_published_validation_record_is_dropped(tmp_path):
+  (tmp_path / 'train.txt').write_text('alpha\nbeta\ngamma\n')
+  (tmp_path / 'valid.txt').write_text('beta\ndelta\n')
+  prepared = sources.prepare(data_config(
+      tmp_path, corpus='files', train=str(tmp_path / 'train.txt'),
+      validation=str(tmp_path / 'valid.txt'), unit='line', clean=('dedup',)))
+  assert texts(prepared.splits['train']) == ['alpha', 'gamma']
+  assert texts(prepared.splits['validation']) == ['beta', 'delta']
+  assert prepared.report['steps'][0]['dropped_by_split'] == {'validation': 0, 'train': 1}

@@ -2,18 +2,19 @@
 
 One module per command, each a thin call into the library. Config overrides are
 ``--config.section.field=value`` arguments after ``--config=FILE[:ARG]``. Errors a user can
-fix (a config field, a missing file) print one line and exit with code 2.
+fix (a config field, a missing file) print one line and exit with the code
+``llm_jax.errors`` documents; ``LLM_JAX_DEBUG=1`` shows their tracebacks too.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
-from llm_jax import host
+from llm_jax import errors, host, quiet
 from llm_jax.cli import args as args_lib
 from llm_jax.cli import bench, convert, cv, evaluate, generate, plan, predict, tokenizer, train
-from llm_jax.errors import UsageError
 
 COMMANDS = (train, cv, evaluate, generate, predict, tokenizer, convert, plan, bench)
 
@@ -31,9 +32,13 @@ def main(argv: list[str] | None = None) -> None:
   rest, overrides = args_lib.split_overrides(argv)
   args = parser().parse_args(rest)
   host.keep_freed_memory()  # before jax allocates anything (host.py says why)
+  quiet.silence_background_noise()
   try:
     args.fn(args, overrides)
-  except (UsageError, FileNotFoundError) as e:
-    print(f'llm-jax {args.command}: error: {e}', file=sys.stderr)
-    sys.exit(2)
+  except (errors.UsageError, errors.Interrupted, FileNotFoundError) as e:
+    if os.environ.get('LLM_JAX_DEBUG') == '1':
+      raise
+    kind = 'stopped' if isinstance(e, errors.Interrupted) else 'error'
+    print(f'llm-jax {args.command}: {kind}: {e}', file=sys.stderr)
+    sys.exit(getattr(e, 'exit_code', errors.USAGE))
 

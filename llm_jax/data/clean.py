@@ -157,11 +157,39 @@ def make_step(spec: str):
 
 def run(records: list[Record], specs: Sequence[str]) -> tuple[list[Record], list[dict]]:
   """Applies the steps in order; returns the kept records and the per-step report."""
+  kept, report = run_splits({'all': records}, specs)
+  for entry in report:
+    del entry['dropped_by_split']
+  return kept['all'], report
+
+
+def run_splits(splits: dict[str, list[Record]], specs: Sequence[str]
+               ) -> tuple[dict[str, list[Record]], list[dict]]:
+  """Cleans every split as one corpus, so that dedup sees across splits; returns the kept
+  records of each split and the per-step report, with what each step dropped per split.
+
+  Splits are visited in the order given and a duplicate's first occurrence is kept: put the
+  evaluation splits first, and a training copy of an evaluation record is the one dropped.
+  """
   steps = [(spec, make_step(spec)) for spec in specs]  # every spec is checked before any runs
+  records = [{**r, '_split': split} for split, rs in splits.items() for r in rs]
   report = []
   for spec, step in steps:
-    before = len(records)
+    before = _count(records)
     records, examples = step(records)
-    report.append({'step': spec, 'in': before, 'out': len(records),
-                   'dropped': before - len(records), 'examples': examples})
-  return records, report
+    after = _count(records)
+    report.append({'step': spec, 'in': sum(before.values()), 'out': len(records),
+                   'dropped': sum(before.values()) - len(records),
+                   'dropped_by_split': {k: n - after.get(k, 0) for k, n in before.items()},
+                   'examples': examples})
+  kept: dict[str, list[Record]] = {split: [] for split in splits}
+  for r in records:
+    kept[r.pop('_split')].append(r)
+  return kept, report
+
+
+def _count(records: list[Record]) -> dict[str, int]:
+  counts: dict[str, int] = {}
+  for r in records:
+    counts[r['_split']] = counts.get(r['_split'], 0) + 1
+  return counts

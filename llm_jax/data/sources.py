@@ -18,15 +18,15 @@ import hashlib
 import importlib.resources
 import io
 import json
-import logging
 import os
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 import ml_collections
+import numpy as np
 
-from llm_jax import fileio
+from llm_jax import fileio, quiet
 from llm_jax.data import clean
 from llm_jax.errors import UsageError
 
@@ -62,6 +62,7 @@ class Spec:
   labels: tuple[str, ...] = ()
   regression: bool = False
   clean: tuple[str, ...] = ()
+  split_seed: int = 0  # draws the held-out validation records (val_fraction)
   parts: tuple[Spec, ...] = ()  # a mixture ('ptb+sst2'): the texts of these, split by split
 
   @property
@@ -86,7 +87,7 @@ def resolve(data: ml_collections.ConfigDict) -> Spec:
   """The config's data section as a Spec: a named corpus or the files it lists."""
   corpus = data.corpus
   val_fraction = 0.0 if data.cv_folds else data.val_fraction  # folds cut all of train
-  common = dict(clean=tuple(data.clean), text_field=data.text_field,
+  common = dict(clean=tuple(data.clean), split_seed=data.split_seed, text_field=data.text_field,
                 label_field=data.label_field, regression=data.regression)
   if '+' in corpus:  # a mixture: every part's texts, labels dropped, cleaned as one corpus
     parts = []
@@ -211,30 +212,51 @@ def _labelled_rows(path: str, spec: Spec) -> list[dict]:
   return records
 
 
+def _file_records(path: str, spec: Spec) -> list[dict]:
+  """One file's records; a file that holds none is refused by name."""
+  if spec.labelled:
+    records = _labelled_rows(path, spec)
+    if not records:
+      shape = 'only a header line' if spec.header and read_text(path).strip() else 'no rows'
+      raise UsageError(f'data file {path} has {shape}; give a file with labelled rows')
+    return records
+  records = [{'text': t} for t in _units(read_text(path), spec.unit)]
+  if not records:
+    raise UsageError(f'data file {path} is empty; give a file with text')
+  return records
+
+
 def _records(spec: Spec) -> dict[str, list[dict]]:
-  """Every split's records, before cleaning, with the validation split cut if asked."""
+  """Every split's records, before cleaning, as the files publish them."""
   splits: dict[str, list[dict]] = {}
-  for part in spec.parts:
-    for split, records in _records(part).items():
+  for part in spec.parts:  # each part as it would be alone (its held-out cut included)
+    for split, records in _cleaned(part)[0].items():
       splits.setdefault(split, []).extend({'text': r['text']} for r in records)
   for split, paths in spec.files:
-    records = []
-    for path in paths:
-      if spec.labelled:
-        records += _labelled_rows(path, spec)
-      else:
-        records += [{'text': t} for t in _units(read_text(path), spec.unit)]
-    splits[split] = records
-  if spec.val_fraction and 'validation' not in splits:
-    train = splits['train']
-    if spec.unit == 'file' and len(train) == 1 and not spec.labelled:
-      text = train[0]['text']  # nanoGPT's split: the first 1 - f of the characters train
-      cut = int(len(text) * (1.0 - spec.val_fraction))
-      splits['train'], splits['validation'] = [{'text': text[:cut]}], [{'text': text[cut:]}]
-    else:
-      cut = int(len(train) * (1.0 - spec.val_fraction))
-      splits['train'], splits['validation'] = train[:cut], train[cut:]
+    splits[split] = [r for path in paths for r in _file_records(path, spec)]
   return splits
+
+
+def _cuts_characters(spec: Spec, splits: dict[str, list[dict]]) -> bool:
+  """nanoGPT's split of one text: the first 1 - val_fraction of its characters train."""
+  return (bool(spec.val_fraction) and 'validation' not in splits and not spec.labelled
+          and spec.unit == 'file' and len(splits['train']) == 1)
+
+
+def held_out(records: list[dict], fraction: float, seed: int, stratify: bool
+             ) -> tuple[list[dict], list[dict]]:
+  """(train, validation): ``fraction`` of the records drawn by ``seed`` (per label, so that
+  both keep the class balance, with ``stratify``); each keeps the records' order."""
+  rng = np.random.default_rng(seed)
+  groups: dict[Any, list[int]] = {}
+  for i, r in enumerate(records):
+    groups.setdefault(r['label'] if stratify else None, []).append(i)
+  chosen = set()
+  for members in groups.values():
+    count = len(members) - int(len(members) * (1.0 - fraction))
+    chosen.update(np.asarray(members)[rng.permutation(len(members))[:count]].tolist())
+  return ([r for i, r in enumerate(records) if i not in chosen],
+          [r for i, r in enumerate(records) if i in chosen])
 
 
 def _label_ids(splits: dict[str, list[dict]], spec: Spec) -> tuple[str, ...]:
@@ -324,32 +346,49 @@ def _builder_class():
   return LocalSource
 
 
-@contextlib.contextmanager
-def _quiet_tfds():
-  """tfds warns on every custom builder config; ours are all custom by design."""
-  logger = logging.getLogger('absl')
-  level = logger.level
-  logger.setLevel(logging.ERROR)
-  try:
-    yield
-  finally:
-    logger.setLevel(level)
-
-
 def _open_splits(builder) -> dict[str, Any]:
   return {split: builder.as_data_source(split) for split in builder.info.splits}
 
 
 def _cleaned(spec: Spec) -> tuple[dict[str, list[dict]], tuple[str, ...], dict]:
-  """Every split's records, labels as ids, cleaned; and the cleaning report."""
+  """Every split's records, labels as ids, cleaned; and the cleaning report.
+
+  Cleaning (dedup included) runs over all splits at once and before a validation split is
+  drawn, so no record sits in two splits: a training copy of a published validation or test
+  record is dropped. Published splits stay as published; a source without a validation split
+  has ``val_fraction`` of its records drawn by ``split_seed`` (stratified by label), except a
+  single text, which is cut by characters as nanoGPT cuts Shakespeare.
+  """
   splits = _records(spec)
   label_names = _label_ids(splits, spec) if spec.labelled else ()
-  report = {}
+  if _cuts_characters(spec, splits):
+    text = splits['train'][0]['text']
+    cut = int(len(text) * (1.0 - spec.val_fraction))
+    splits['train'], splits['validation'] = [{'text': text[:cut]}], [{'text': text[cut:]}]
+  order = [s for s in ('validation', 'test') if s in splits] + ['train']
+  splits, steps = clean.run_splits({s: splits[s] for s in order}, spec.clean)
   for split, records in splits.items():
-    splits[split], report[split] = clean.run(records, spec.clean)
-    if not splits[split]:
-      raise UsageError(f'split {split!r} of {spec.name} is empty'
-                       + (' after cleaning: loosen data.clean' if spec.clean else ''))
+    if not records:
+      emptied = next(e['step'] for e in steps if e['dropped_by_split'].get(split))
+      raise UsageError(f'split {split!r} of {spec.name} is empty after clean step '
+                       f'{emptied!r}; loosen data.clean')
+  report = {'steps': steps}
+  if spec.val_fraction and 'validation' not in splits:
+    stratify = spec.labelled and not spec.regression
+    splits['train'], splits['validation'] = held_out(splits['train'], spec.val_fraction,
+                                                     spec.split_seed, stratify)
+    report['held_out'] = {'fraction': spec.val_fraction, 'seed': spec.split_seed,
+                          'stratified': stratify}
+    for split in ('train', 'validation'):
+      if not splits[split]:
+        files = ', '.join(dict(spec.files).get('train', ())) or spec.name
+        raise UsageError(
+            f'{files}: {len(splits["train"]) + len(splits["validation"])} record(s) (data.unit='
+            f'{spec.unit!r}) are too few to hold out data.val_fraction={spec.val_fraction} and '
+            f'keep a training split; give data.files.validation, more records'
+            + (", or data.unit='file' (a text's characters are cut instead)"
+               if not spec.labelled and spec.unit != 'file' else ''))
+  report['records'] = {split: len(records) for split, records in splits.items()}
   return splits, label_names, report
 
 
@@ -372,7 +411,7 @@ def prepare_local(spec: Spec, cache: str) -> Prepared:
     splits, label_names, report = {}, tuple(saved['label_names']), saved['clean']
   else:
     splits, label_names, report = _cleaned(spec)
-  with _quiet_tfds():
+  with quiet.absl_warnings():
     tfds.disable_progress_bar()
     builder = _builder_class()(spec=spec, splits=splits, label_names=label_names,
                                config=tfds.core.BuilderConfig(name=config_name),
@@ -395,7 +434,7 @@ def prepare_catalog(name: str, cache: str) -> Prepared:
   root = os.path.join(cache, 'tfds')
   fix = 'point the config at local files instead: data.corpus="files" with data.files.train=PATH'
   try:
-    with _quiet_tfds():
+    with quiet.absl_warnings():
       builder = tfds.builder(name, data_dir=root, file_format='array_record')
       if not builder.is_prepared():
         if os.environ.get('LLM_JAX_OFFLINE') == '1':

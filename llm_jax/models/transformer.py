@@ -105,8 +105,10 @@ class TransformerConfig:
       out.append(f'model.d_model={self.d_model} is not divisible by model.num_heads='
                  f'{self.num_heads}; change one or set model.head_dim')
     if self.num_kv_heads and self.num_heads % self.num_kv_heads:
+      divisors = [d for d in range(1, self.num_heads + 1) if self.num_heads % d == 0]
       out.append(f'model.num_heads={self.num_heads} is not a multiple of model.num_kv_heads='
-                 f'{self.num_kv_heads}')
+                 f'{self.num_kv_heads}; set model.num_kv_heads to one of {divisors} '
+                 '(0: one per head)')
     if self.norm not in NORMS:
       out.append(f'model.norm={self.norm!r} is not one of {NORMS}')
     if self.positions not in POSITIONS:

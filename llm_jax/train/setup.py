@@ -62,9 +62,40 @@ def train_step(state: state_lib.TrainState, batch: dict[str, jax.Array], *, mode
   updates, opt_state = tx.update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
   # over trainable leaves only: reading frozen gradients would make XLA compute them
-  metrics['grad_norm_sum'] = optax.global_norm(freeze.trainable_only(grads, freeze_spec))
+  grad_norm = optax.global_norm(freeze.trainable_only(grads, freeze_spec))
+  metrics['grad_norm_sum'] = grad_norm
   metrics['steps'] = jnp.ones((), jnp.float32)
-  return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
+  return _unless_nonfinite(state, params, opt_state, metrics, grad_norm)
+
+
+NOT_SKIPPED = 2.0 ** 31  # the ``first_skipped_min`` of an interval without a skipped step
+
+
+def _unless_nonfinite(state, params, opt_state, metrics, grad_norm):
+  """The update, or, where the loss or the gradient is not finite, the state as it was.
+
+  So no parameter ever becomes NaN: the loop reads the counts below at its next log, eval or
+  checkpoint and stops there (``train.skip_nonfinite``), before anything is saved. A skipped
+  step's own figures are left out of the sums, so the logged loss stays that of the applied
+  steps. ``*_min`` metrics accumulate by minimum (``accumulate``), the rest by sum.
+  """
+  loss_ok = jnp.isfinite(metrics['nll_sum'])
+  grads_ok = jnp.isfinite(grad_norm)
+  ok = loss_ok & grads_ok
+  kept = jax.tree_util.tree_map(lambda new, old: jnp.where(ok, new, old),
+                                (params, opt_state), (state.params, state.opt_state))
+  metrics = {k: jnp.where(ok, v, jnp.zeros_like(v)) for k, v in metrics.items()}
+  metrics.update(skipped=1.0 - ok, nonfinite_loss=1.0 - loss_ok, nonfinite_grad=1.0 - grads_ok,
+                 first_skipped_min=jnp.where(ok, NOT_SKIPPED, state.step.astype(jnp.float32)))
+  return state.replace(step=state.step + 1, params=kept[0], opt_state=kept[1]), metrics
+
+
+def accumulate(sums: dict | None, metrics: dict) -> dict:
+  """Adds a step's metrics to the interval's sums (minimum for ``*_min``)."""
+  if sums is None:
+    return metrics
+  return {k: (jnp.minimum if k.endswith('_min') else jnp.add)(sums[k], v)
+          for k, v in metrics.items()}
 
 
 @dataclasses.dataclass

@@ -11,6 +11,7 @@ A workdir of ``llm-jax train``::
   metrics.jsonl       one JSON line per logged split and step
   tensorboard/        the same figures as TensorBoard events
   profile/            jax.profiler traces (train --profile)
+  run.lock            held (flock) by the run training here; names its process
 
 Every file is written whole (``fileio.write_atomic``) and orbax renames each checkpoint
 into place when complete, so a killed run leaves nothing half-written.
@@ -36,6 +37,7 @@ BEST = 'best'
 METRICS = 'metrics.jsonl'
 TENSORBOARD = 'tensorboard'
 PROFILE = 'profile'
+LOCK = 'run.lock'
 
 
 def is_workdir(path: str) -> bool:
