@@ -11,6 +11,7 @@ import ast
 import importlib.util
 import json
 import os
+import re
 from collections.abc import Sequence
 
 import ml_collections
@@ -140,10 +141,33 @@ def load(spec: str, overrides: Sequence[str] = ()) -> ml_collections.ConfigDict:
     config = module.get_config(arg) if arg else module.get_config()
   except (AttributeError, KeyError, TypeError, ValueError) as e:
     # a locked ConfigDict refuses unknown fields (AttributeError) and wrong types (TypeError)
-    raise ConfigError(f'{path}: {e.args[0] if e.args else e}') from None
+    raise ConfigError(f'{path}:{_line_in(path, e)}: {_config_message(e)}') from None
   for item in overrides:
     override(config, item)
   return config
+
+
+def _line_in(path: str, e: BaseException) -> int | str:
+  """The line of the config file where ``e`` was raised."""
+  line, tb = '?', e.__traceback__
+  while tb is not None:
+    if os.path.abspath(tb.tb_frame.f_code.co_filename) == os.path.abspath(path):
+      line = tb.tb_lineno
+    tb = tb.tb_next
+  return line
+
+
+def _config_message(e: BaseException) -> str:
+  """ml_collections' refusal of an unknown field, shortened to the field and its siblings."""
+  text = str(e.args[0] if e.args else e)
+  unknown = re.search(r'Key "(\w+)" does not exist', text)
+  if not unknown:
+    return text
+  guess = re.search(r'Did you mean "(\w+)"', text)
+  siblings = sorted(set(re.findall(r"\\?'(\w+)\\?': ", text)))
+  return (f'unknown config field {unknown.group(1)!r}'
+          + (f' (did you mean {guess.group(1)!r}?)' if guess else '')
+          + f'; the fields beside it are {", ".join(siblings)}')
 
 
 def override(config: ml_collections.ConfigDict, item: str) -> None:

@@ -2,6 +2,7 @@
 
 import os
 
+import jax
 import numpy as np
 import pytest
 
@@ -27,8 +28,17 @@ def tiny_config():
 
 @pytest.fixture(autouse=True, scope='session')
 def _isolated_cache(tmp_path_factory):
-  """Prepared datasets go to a per-session folder, not the user's ~/.cache."""
+  """Prepared datasets go to a per-session folder, not the user's ~/.cache; so do compiled
+  executables (JAX's persistent cache), which the many tiny runs of a session share, in
+  this process and in the CLI subprocesses it starts."""
   os.environ['LLM_JAX_CACHE_DIR'] = str(tmp_path_factory.mktemp('llm_jax_cache'))
+  compiled = {'JAX_COMPILATION_CACHE_DIR': str(tmp_path_factory.mktemp('jax_cache')),
+              'JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS': '0',
+              'JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES': '0'}
+  os.environ.update(compiled)
+  for name, value in compiled.items():
+    jax.config.update(name.lower(), float(value) if name.endswith('_SECS') else
+                      int(value) if name.endswith('_BYTES') else value)
 
 
 def write_labelled(root, words: dict, sizes: dict[str, int], picks: int,

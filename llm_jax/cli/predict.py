@@ -22,14 +22,18 @@ def add(sub) -> None:
 
 def run(args, overrides) -> None:
   from llm_jax import workdir
+  from llm_jax.data import sources
   from llm_jax.inference import classify
   args_lib.refuse_overrides('predict', overrides)
   texts = list(args.text)
   if args.input:
     if not os.path.isfile(args.input):
       raise UsageError(f'--input {args.input} does not exist')
-    with open(args.input, encoding='utf-8') as f:
-      texts += [line.rstrip('\n') for line in f if line.strip()]
+    lines = [line for line in sources.read_text(args.input).split('\n') if line.strip()]
+    if not lines:
+      raise UsageError(f'--input {args.input} holds no text; give a file with one text per '
+                       'line')
+    texts += lines
   if not texts:
     raise UsageError('give --text "..." (repeatable) or --input FILE (one text per line)')
   for text, (label, prob) in zip(texts, classify.labels(

@@ -37,7 +37,9 @@ UNWRITTEN = ('dropout', 'init_std', 'dtype', 'remat', 'scan_layers', 'attention'
 def read_config(directory: str) -> dict:
   path = os.path.join(directory, 'config.json')
   if not os.path.isfile(path):
-    raise ConversionError(f'{directory} has no config.json: is it a Hugging Face checkpoint?')
+    raise ConversionError(f'{directory} has no config.json: is it a Hugging Face checkpoint? '
+                          'Give the directory save_pretrained wrote (config.json and '
+                          'model.safetensors)')
   with open(path) as f:
     return json.load(f)
 

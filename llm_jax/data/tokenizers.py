@@ -81,8 +81,10 @@ class CharTokenizer(_Base):
     try:
       return np.fromiter((self._ids[c] for c in text), dtype=np.int32, count=len(text))
     except KeyError as e:
-      raise UsageError(f'character {e.args[0]!r} is not in the tokenizer\'s '
-                       f'{self.vocab_size}-character vocabulary') from None
+      char = e.args[0]
+      raise UsageError(f'character {char!r} (at position {text.index(char)} of the text) is '
+                       f'not in the tokenizer\'s {self.vocab_size}-character vocabulary, which '
+                       'is the training text\'s; remove or replace it') from None
 
   def decode(self, ids: Sequence[int]) -> str:
     return ''.join(self.chars[int(i)] for i in ids)

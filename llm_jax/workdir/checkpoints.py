@@ -190,14 +190,11 @@ class Checkpointer:
     """Blocks until pending async saves are on disk; raises one line if one failed."""
     if self.manager is None:
       return
-    manager, self.manager = self.manager, None
     try:
-      manager.wait_until_finished()
-      manager.check_for_errors()
-    except Exception as e:
-      raise self._save_error(self.saving, e) from None
+      self.check_saved(wait=True)
     finally:
-      manager.close()
+      self.manager.close()
+      self.manager = None
 
   def exit(self, exc_type, exc, tb) -> bool:
     """``ExitStack.push`` protocol: closes; on the way out of an error, a failed save is
