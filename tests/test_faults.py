@@ -281,6 +281,8 @@ BAD_INPUTS = [
      'num_kv_heads=3; set model.num_kv_heads to one of [1, 2]'),
     ('a workdir that is a file', lambda p, w: train_args(write(p / 'file', 'x')),
      'is a file, not a directory'),
+    ('a workdir that cannot be created', lambda p, w: train_args(write(p / 'f', 'x') + '/run'),
+     'cannot create --workdir'),
     ('resume with another model', lambda p, w: train_args(w, 'model.d_model=64'),
      'model.d_model=32 in the workdir, 64 now'),
     ('a character outside the vocabulary', lambda p, w: [

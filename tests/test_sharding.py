@@ -18,10 +18,10 @@ from tests.conftest import REPO, SHAKESPEARE, TINY
 
 pytestmark = pytest.mark.slow  # trains on 8 simulated devices, in a subprocess
 
-STEPS = 20
+STEPS = 12
 OVERRIDES = TINY + ['model.num_heads=4', 'model.vocab_size=72', 'train.batch_size=8',
                    f'train.steps={STEPS}', f'optim.decay_steps={STEPS}', 'train.log_every=1',
-                   'train.eval_every=0', 'train.full_eval=false', 'train.checkpoint_every=10']
+                   'train.eval_every=0', 'train.full_eval=false', 'train.checkpoint_every=6']
 MESHES = {'data': (8, 1, 1), 'fsdp': (1, 8, 1), 'tensor': (2, 1, 4), 'cube': (2, 2, 2)}
 
 WORKER = '''
@@ -56,8 +56,8 @@ for name, sizes in meshes.items():
                for key, path in (('embedding', 'embed/embedding'),
                                  ('query', 'block_0/attention/query/kernel'),
                                  ('wo', 'block_0/mlp/wo/kernel'))}
-# a checkpoint written on the fsdp mesh at step 10, resumed on the tensor mesh
-run('moved', meshes['fsdp'], ['train.steps=10'])
+# a checkpoint written on the fsdp mesh at step 6, resumed on the tensor mesh
+run('moved', meshes['fsdp'], ['train.steps=6'])
 run('moved', meshes['tensor'])
 print(json.dumps(out))
 '''

@@ -81,7 +81,7 @@ def test_prepared_data_is_reused_and_rebuilt_on_change(tmp_path):
   assert again.path == first.path
   assert os.path.getmtime(os.path.join(again.path, 'clean_report.json')) == stamp
   config.clean = ('dedup',)
-  with pytest.raises(UsageError, match='1 record.* too few to hold out'):
+  with pytest.raises(UsageError, match=r'1 record.* too few to hold out'):
     sources.prepare(config)  # one line is left: none to hold out for validation
   path.write_text('some text here\n' * 20 + ''.join(f'line {i}\n' for i in range(10)))
   deduped = sources.prepare(config)

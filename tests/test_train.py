@@ -115,7 +115,7 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tiny_config, tmp_path):
 def test_workdir_of_another_model_is_refused(tiny_config, tmp_path):
   train.run(tiny_config('train.steps=3', 'train.checkpoint_every=3'), str(tmp_path),
             progress=False)
-  with pytest.raises(config_lib.ConfigError, match='model.d_model=32 in the workdir, 64 now'):
+  with pytest.raises(config_lib.ConfigError, match=r'model\.d_model=32 in the workdir, 64 now'):
     train.run(tiny_config('model.d_model=64'), str(tmp_path), progress=False)
 
 
