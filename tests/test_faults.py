@@ -333,3 +333,27 @@ def test_debug_shows_the_traceback(trained, monkeypatch):
   monkeypatch.setenv('LLM_JAX_DEBUG', '1')
   with pytest.raises(errors.UsageError, match='holds a causal_lm run'):
     cli.main(['predict', f'--workdir={trained}', '--text=hi'])
+
+
+def test_a_first_signal_asks_to_stop_and_a_second_stops_at_once():
+  from llm_jax.train import interrupt
+  with interrupt.StopRequests() as stop:
+    assert stop.requested(1) is None
+    os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C: no KeyboardInterrupt mid-step
+    time.sleep(0.01)
+    assert stop.requested(2) == 'SIGINT'
+    with pytest.raises(KeyboardInterrupt):  # the second gets SIGINT's default action
+      os.kill(os.getpid(), signal.SIGINT)
+      time.sleep(0.01)
+  assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+  assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def test_a_read_only_workdir_is_refused_in_one_line(tmp_path, monkeypatch, capsys):
+  """Root ignores permission bits, so the refusal is simulated where the loop asks."""
+  real = os.access
+  monkeypatch.setattr(os, 'access', lambda path, mode: mode != os.W_OK and real(path, mode))
+  with pytest.raises(SystemExit) as exit_info:
+    cli.main(train_args(tmp_path / 'run'))
+  assert exit_info.value.code == errors.USAGE
+  assert 'is not writable; give a path you can write to' in capsys.readouterr().err
