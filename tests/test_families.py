@@ -1,5 +1,7 @@
 """Encoder (BERT) and encoder-decoder (T5) models, built from TransformerConfig fields alone."""
 
+import dataclasses
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -123,9 +125,14 @@ def test_t5_cached_decoding_equals_uncached(t5):
 
 
 @pytest.mark.slow
-def test_llama_gqa_cached_decoding_equals_uncached():
-  model, params, _ = init(LLAMA_GQA)
-  assert params['decoder']['block_0']['attention']['key']['kernel'].shape == (32, 2, 8)
+@pytest.mark.parametrize('cfg', [
+    LLAMA_GQA,
+    dataclasses.replace(LLAMA_GQA, qkv_bias=True, qk_norm=True, head_dim=16),  # Qwen2 / Qwen3
+], ids=['llama', 'qwen'])
+def test_llama_gqa_cached_decoding_equals_uncached(cfg):
+  model, params, _ = init(cfg)
+  assert params['decoder']['block_0']['attention']['key']['kernel'].shape == (
+      32, 2, cfg.dim_per_head)
   prompt = np.asarray(tokens(4, (2, 5)))
   cached = generate.generate(model, params, prompt, 10, jax.random.key(5), temperature=1.0)
   uncached = generate.generate(model, params, prompt, 10, jax.random.key(5), temperature=1.0,

@@ -1,10 +1,11 @@
 """Faults a long run meets on a shared machine, and bad input a new user gives, through the CLI.
 
-Process-level faults (a signal, a second run, a full disk, a damaged checkpoint, divergence)
-run ``python -m llm_jax.cli`` in a subprocess and check its exit code (``llm_jax.errors``),
-its one-line message, a stderr free of tracebacks, and that the workdir's checkpoints,
-metrics and config are intact. Bad inputs go through ``cli.main`` in this process (the
-same code path as the command, without paying an interpreter start for each).
+Faults that need a process of their own (a signal, a lock held by another process, a file
+size limit, background-thread noise at shutdown) run ``python -m llm_jax.cli`` in a
+subprocess and check its exit code (``llm_jax.errors``), its one-line message, a stderr free
+of tracebacks, and that the workdir's checkpoints, metrics and config are intact. The rest
+(divergence, a second run, bad inputs) go through ``cli.main`` in this process: the same
+code path as the command, without paying an interpreter start for each.
 """
 
 import json
@@ -117,21 +118,21 @@ def test_sigterm_checkpoints_and_the_resumed_run_equals_the_uninterrupted(env, t
     np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.slow
-def test_a_second_run_on_a_workdir_in_use_is_refused_and_touches_nothing(env, tmp_path):
-  run = tmp_path / 'run'
-  train.run(config('train.steps=3'), str(run), progress=False)
-  before = files_of(run)
-  holder = WorkdirLock(str(run)).acquire()  # as the first run's process holds it
+def test_a_second_run_on_a_workdir_in_use_is_refused_and_touches_nothing(trained, capsys):
+  """The first run's lock is held here (flock conflicts between two opens in one process as
+  between two processes); ``test_the_lock_dies_with_its_process`` uses a real second one."""
+  before = files_of(trained)
+  holder = WorkdirLock(str(trained)).acquire()
   try:
-    second = command(env, *train_args(run, 'train.steps=6'))
+    with pytest.raises(SystemExit) as exit_info:
+      cli.main(train_args(trained, 'train.steps=6'))
   finally:
     holder.release()
-  assert second.returncode == errors.USAGE
-  assert 'is in use by a running job (pid' in last_line(second.stderr)
-  assert_quiet(second.stderr)
-  after = files_of(run)
-  assert {k: v for k, v in after.items() if k != 'run.lock'} == {
+  assert exit_info.value.code == errors.USAGE
+  err = capsys.readouterr().err
+  assert 'is in use by a running job (pid' in last_line(err)
+  assert_quiet(err)
+  assert {k: v for k, v in files_of(trained).items() if k != 'run.lock'} == {
       k: v for k, v in before.items() if k != 'run.lock'}
 
 
@@ -151,13 +152,15 @@ def test_the_lock_dies_with_its_process(tmp_path):
 
 
 @pytest.mark.slow
-def test_divergence_stops_naming_the_step_and_checkpoints_nothing_non_finite(env, tmp_path):
+def test_divergence_stops_naming_the_step_and_checkpoints_nothing_non_finite(tmp_path, capsys):
   run = tmp_path / 'run'
-  result = command(env, *train_args(run, 'optim.lr=1e9', 'train.steps=12',
-                                    'train.checkpoint_every=1', 'train.log_every=1'))
-  assert result.returncode == errors.DIVERGED, result.stderr[-2000:]
-  assert_quiet(result.stderr)
-  message = last_line(result.stderr)
+  with pytest.raises(SystemExit) as exit_info:
+    cli.main(train_args(run, 'optim.lr=1e9', 'train.steps=12', 'train.checkpoint_every=1',
+                        'train.log_every=1'))
+  assert exit_info.value.code == errors.DIVERGED
+  err = capsys.readouterr().err
+  assert_quiet(err)
+  message = last_line(err)
   assert 'not finite' in message and 'lower optim.lr' in message
   bad = int(message.split('error: step ')[1].split(':')[0])
   saved = sorted(int(d) for d in os.listdir(run / 'checkpoints'))

@@ -23,13 +23,14 @@ from flax import traverse_util
 from safetensors import safe_open
 
 from llm_jax import fileio, models, parallel
-from llm_jax.convert import bert, gpt2, llama, t5
+from llm_jax.convert import bert, gpt2, llama, qwen2, qwen3, t5
 from llm_jax.convert.family import ConversionError, Family
 from llm_jax.models import SequenceClassifier, TransformerConfig, paths
 from llm_jax.workdir import imported
 
 FAMILIES: dict[str, Family] = {f.model_type: f for f in (gpt2.FAMILY, bert.BERT, bert.ROBERTA,
-                                                         t5.FAMILY, llama.FAMILY)}
+                                                         t5.FAMILY, llama.FAMILY,
+                                                         qwen2.FAMILY, qwen3.FAMILY)}
 # fields a Hugging Face config does not carry (training-time settings)
 UNWRITTEN = ('dropout', 'init_std', 'dtype', 'remat', 'scan_layers', 'attention')
 
@@ -170,7 +171,11 @@ def infer_family(cfg: TransformerConfig) -> Family:
     return FAMILIES['t5']
   if cfg.kind == 'encoder':
     return FAMILIES['roberta' if cfg.position_offset else 'bert']
-  return FAMILIES['llama' if cfg.positions == 'rope' else 'gpt2']
+  if cfg.positions == 'rope':
+    if cfg.qk_norm:
+      return FAMILIES['qwen3']
+    return FAMILIES['qwen2' if cfg.qkv_bias else 'llama']
+  return FAMILIES['gpt2']
 
 
 def canonical(cfg: TransformerConfig) -> TransformerConfig:

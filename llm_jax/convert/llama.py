@@ -22,7 +22,8 @@ def _rope(hf: dict) -> tuple[float, str]:
   return theta, kind or 'default'
 
 
-def config_from_hf(hf: dict, names: frozenset) -> TransformerConfig:
+def config_from_hf(hf: dict, names: frozenset, where: str = 'llama config.json'
+                   ) -> TransformerConfig:
   theta, rope_type = _rope(hf)
   problems = []
   if rope_type != 'default':
@@ -31,7 +32,7 @@ def config_from_hf(hf: dict, names: frozenset) -> TransformerConfig:
     problems.append(f'hidden_act={hf["hidden_act"]!r} is not supported (only silu: SwiGLU)')
   if bool(hf.get('attention_bias')) != bool(hf.get('mlp_bias')):
     problems.append('attention_bias and mlp_bias differ; llm_jax has one use_bias for both')
-  require(problems, 'llama config.json')
+  require(problems, where)
   heads = hf['num_attention_heads']
   return TransformerConfig(
       vocab_size=hf['vocab_size'], kind='decoder', d_model=hf['hidden_size'], num_heads=heads,
@@ -67,7 +68,7 @@ def tensor_rules(cfg: TransformerConfig) -> list[r.Rule]:
     for hf, ours, n_in in (('q_proj', 'query', 1), ('k_proj', 'key', 1),
                            ('v_proj', 'value', 1), ('o_proj', 'out', 2)):
       out.append(r.linear(f'{h}self_attn.{hf}.weight', f'{b}attention/{ours}/kernel', n_in))
-      if cfg.use_bias:
+      if cfg.use_bias or (cfg.qkv_bias and ours != 'out'):
         rule = r.copy if ours == 'out' else r.flat
         out.append(rule(f'{h}self_attn.{hf}.bias', f'{b}attention/{ours}/bias'))
     for hf, ours in (('gate_proj', 'wi'), ('up_proj', 'wi_gate'), ('down_proj', 'wo')):

@@ -103,6 +103,12 @@ def make_norm(kind: str, eps: float, use_bias: bool, dtype: Any, name: str | Non
   raise ValueError(f'unknown norm {kind!r}')
 
 
+def head_norm(eps: float, dtype: Any, name: str) -> nn.Module:
+  """RMSNorm over each head's ``kv`` features, one scale shared by the heads (Qwen3)."""
+  return nn.RMSNorm(epsilon=eps, dtype=dtype, param_dtype=jnp.float32, name=name,
+                    scale_init=nn.with_logical_partitioning(nn.initializers.ones, ('kv',)))
+
+
 def sinusoidal_positions(positions: jax.Array, features: int) -> jax.Array:
   """The fixed sin/cos table of "Attention is all you need", for any positions."""
   half = features // 2
@@ -240,6 +246,8 @@ class Attention(nn.Module):
   scaled: bool = True
   cross: bool = False
   implementation: str = 'xla'  # of full-sequence attention: ATTENTION_IMPLEMENTATIONS
+  qkv_bias: bool = False  # biases on query, key and value even without use_bias (Qwen2)
+  qk_norm_eps: float | None = None  # RMSNorm of each head's query and key, before RoPE (Qwen3)
 
   @nn.compact
   def __call__(self, x: jax.Array, kv_input: jax.Array | None, mask: jax.Array | None,
@@ -247,15 +255,19 @@ class Attention(nn.Module):
                position_bias: Callable[[jax.Array, jax.Array], jax.Array] | None = None
                ) -> jax.Array:
     def proj(name, heads, inp, std=self.init_std):
-      return Dense((heads, self.head_dim), ('embed',), ('heads', 'kv'), self.use_bias,
-                   normal(std), self.dtype, name=name)(inp)
+      return Dense((heads, self.head_dim), ('embed',), ('heads', 'kv'),
+                   self.use_bias or self.qkv_bias, normal(std), self.dtype, name=name)(inp)
 
     q_std = self.init_std if self.scaled else self.init_std / math.sqrt(self.head_dim)
     q = proj('query', self.num_heads, x, q_std)
+    if self.qk_norm_eps is not None:
+      q = head_norm(self.qk_norm_eps, self.dtype, 'query_norm')(q)
     if self.cross and decode and kv_input is None:
       k, v = self.get_variable('cache', 'cached_key'), self.get_variable('cache', 'cached_value')
     else:
       k = proj('key', self.num_kv_heads, kv_input)
+      if self.qk_norm_eps is not None:
+        k = head_norm(self.qk_norm_eps, self.dtype, 'key_norm')(k)
       v = proj('value', self.num_kv_heads, kv_input)
       if self.cross and decode:
         self.put_variable('cache', 'cached_key', k)

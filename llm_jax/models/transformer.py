@@ -53,6 +53,8 @@ class TransformerConfig:
   relative_max_distance: int = 128
   mlp: str = 'gelu'
   use_bias: bool = True
+  qkv_bias: bool = False  # biases on the query/key/value projections alone (Qwen2)
+  qk_norm: bool = False  # RMSNorm of each head's query and key before RoPE (Qwen3)
   type_vocab_size: int = 0  # token-type (segment A/B) embeddings, BERT; 0: none
   embed_norm: bool = False  # normalize the summed embeddings (BERT)
   scaled_attention: bool = True  # False: T5's q.k without 1/sqrt(head_dim)
@@ -166,7 +168,8 @@ class Block(nn.Module):
     def attention(name, rope_theta, cross):
       return layers.Attention(
           cfg.num_heads, cfg.kv_heads, cfg.dim_per_head, cfg.use_bias, rope_theta, out_std,
-          cfg.init_std, dtype, cfg.scaled_attention, cross, cfg.attention, name=name)
+          cfg.init_std, dtype, cfg.scaled_attention, cross, cfg.attention,
+          qkv_bias=cfg.qkv_bias, qk_norm_eps=cfg.norm_eps if cfg.qk_norm else None, name=name)
 
     rope = cfg.rope_theta if cfg.positions == 'rope' else None
     position_bias = None if bias_table is None else functools.partial(
