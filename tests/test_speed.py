@@ -138,7 +138,8 @@ def test_gpu_script_runs_its_cases_at_tiny_sizes(tmp_path):
   finally:
     sys.path.pop(0)
   out = tmp_path / 'table.md'
-  text = gpu_run.main(['--tiny', '--steps=2', f'--out={out}', '--chip=h200'])
+  # one case: the llama one runs the same code (CI time); the device run takes them all
+  text = gpu_run.main(['--tiny', '--steps=2', f'--out={out}', '--chip=h200', '--cases=gpt-tiny'])
   assert out.read_text() == text
   rows = [line for line in text.splitlines() if line.startswith(('| gpt-tiny', '| llama-tiny'))]
-  assert len(rows) == 2 and not any('failed' in row for row in rows), text
+  assert len(rows) == 1 and not any('failed' in row for row in rows), text

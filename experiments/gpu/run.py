@@ -104,11 +104,17 @@ def main(argv: list[str] | None = None) -> str:
   p.add_argument('--attention', default='', help='default: cudnn on GPU, else xla')
   p.add_argument('--tiny', action='store_true', help='CPU sizes, to test the script')
   p.add_argument('--out', default='', help='also write the table to this file')
+  p.add_argument('--cases', default='', help='comma-separated case names (default: all)')
   args = p.parse_args(argv)
   attention = args.attention or ('cudnn' if jax.default_backend() == 'gpu' else 'xla')
   peak = plan.CHIPS[args.chip][0]
   rows = {}
-  for name, (spec, overrides, batch, context) in (TINY if args.tiny else CASES).items():
+  cases = TINY if args.tiny else CASES
+  chosen = args.cases.split(',') if args.cases else list(cases)
+  unknown = sorted(set(chosen) - set(cases))
+  if unknown:
+    p.error(f'unknown --cases {", ".join(unknown)}; choose from {", ".join(cases)}')
+  for name, (spec, overrides, batch, context) in ((n, cases[n]) for n in chosen):
     shape = f'{batch} x {context}'
     try:
       rows[name] = {'shape': shape, **measure(spec, overrides, batch, context, args.steps,
