@@ -15,6 +15,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import ml_collections
+from flax import traverse_util
 from tqdm.auto import tqdm
 
 from llm_jax import config as config_lib
@@ -35,16 +36,6 @@ from llm_jax.workdir.lock import WorkdirLock
 RESUME_MUST_MATCH = ('seed', 'data', 'model')
 
 
-def _flat(tree: dict, prefix: str = '') -> dict:
-  out = {}
-  for key, value in tree.items():
-    if isinstance(value, dict):
-      out.update(_flat(value, f'{prefix}{key}.'))
-    else:
-      out[f'{prefix}{key}'] = value
-  return out
-
-
 def _check_workdir(workdir: str, config: ml_collections.ConfigDict) -> None:
   """Refuses to resume a workdir whose checkpoint was trained under another model or data,
   naming each field that differs."""
@@ -55,7 +46,8 @@ def _check_workdir(workdir: str, config: ml_collections.ConfigDict) -> None:
   if not tasks.get(config.objective).batchings:  # a field this task ignores
     old['data'].pop('batching', None)
     new['data'].pop('batching', None)
-  old, new = (_flat({s: d[s] for s in RESUME_MUST_MATCH}) for d in (old, new))
+  old, new = (traverse_util.flatten_dict({s: d[s] for s in RESUME_MUST_MATCH}, sep='.')
+              for d in (old, new))
   differ = [f'{k}={old.get(k)!r} in the workdir, {new.get(k)!r} now'
             for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
   if differ:
