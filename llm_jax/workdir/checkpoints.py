@@ -21,7 +21,6 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-import jax
 import orbax.checkpoint as ocp
 from flax import traverse_util
 
@@ -111,9 +110,7 @@ class Checkpointer:
     finally:
       reader.close()
     want = traverse_util.flatten_dict(abstract_params, sep='/')
-    have = traverse_util.flatten_dict(
-        jax.tree_util.tree_map(lambda x: x, dict(saved), is_leaf=lambda x: hasattr(x, 'shape')),
-        sep='/')
+    have = traverse_util.flatten_dict(dict(saved), sep='/')
     for name in sorted(set(want) | set(have)):
       if name not in have or name not in want or tuple(have[name].shape) != tuple(
           want[name].shape):
