@@ -37,3 +37,24 @@ def torch_logits(model, **inputs) -> np.ndarray:
 def assert_close(ours, theirs, mask, tolerance: float = TOLERANCE) -> None:
   diff = np.abs(np.asarray(ours) - theirs)[np.asarray(mask) == 1]
   assert diff.max() <= tolerance, f'max abs difference {diff.max():.3g} > {tolerance}'
+
+
+def assert_parity_both_ways(hf_model, tmp_path, randomize: tuple[str, ...] = (),
+                            mean: float = 0.0):
+  """Converts ``hf_model`` in and back out, and checks our logits against both on a padded
+  batch; parameters whose names end with ``randomize`` are drawn first from N(mean, 0.5)
+  (Hugging Face starts norms and biases at constants, which would hide a misplaced one).
+  Returns (our config, our params, the reloaded model)."""
+  import jax
+
+  from llm_jax import models
+  with torch.no_grad():
+    for name, p in hf_model.named_parameters():
+      if randomize and name.endswith(randomize):
+        p.normal_(mean, 0.5)
+  cfg, params, reloaded = convert_both_ways(hf_model, tmp_path)
+  ids, mask = padded_batch(cfg.vocab_size, pad_id=0)
+  ours = jax.jit(models.build(cfg).apply)({'params': params}, ids, None, mask)
+  for model in (hf_model, reloaded):
+    assert_close(ours, torch_logits(model, input_ids=ids, attention_mask=mask), mask)
+  return cfg, params, reloaded

@@ -126,9 +126,13 @@ def test_t5_cached_decoding_equals_uncached(t5):
 
 @pytest.mark.slow
 @pytest.mark.parametrize('cfg', [
-    LLAMA_GQA,
     dataclasses.replace(LLAMA_GQA, qkv_bias=True, qk_norm=True, head_dim=16),  # Qwen2 / Qwen3
-], ids=['llama', 'qwen'])
+    dataclasses.replace(LLAMA_GQA, sliding_window=3, rope_scaling='yarn', rope_factor=4.0,
+                        rope_original_max_len=8),  # Mistral, long-context LLaMA
+    dataclasses.replace(LLAMA_GQA, norm='rmsnorm_plus_one', mlp='geglu', embed_scale=True,
+                        sandwich_norm=True, sliding_window=3, global_every=2,
+                        query_scale_dim=12, attention_softcap=0.5, logit_softcap=2.0),  # Gemma 2
+], ids=['qwen', 'mistral', 'gemma2'])
 def test_llama_gqa_cached_decoding_equals_uncached(cfg):
   model, params, _ = init(cfg)
   assert params['decoder']['block_0']['attention']['key']['kernel'].shape == (

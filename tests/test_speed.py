@@ -22,20 +22,24 @@ from llm_jax.train import setup as setup_lib
 from tests.conftest import REPO, SHAKESPEARE, TINY
 
 
-def reference_attention(q, k, v, mask, scaled):
+def reference_attention(q, k, v, mask, scale, softcap=0.0):
   """Softmax attention written out in float64 numpy, grouped heads repeated."""
   q, k, v = (np.asarray(a, np.float64) for a in (q, k, v))
   groups = q.shape[2] // k.shape[2]
   k, v = np.repeat(k, groups, axis=2), np.repeat(v, groups, axis=2)
-  scores = np.einsum('btnh,bsnh->bnts', q, k) / (math.sqrt(q.shape[-1]) if scaled else 1.0)
+  scores = np.einsum('btnh,bsnh->bnts', q, k) * scale
+  if softcap:
+    scores = softcap * np.tanh(scores / softcap)
   scores = np.where(mask, scores, -np.inf)
   probs = np.exp(scores - scores.max(-1, keepdims=True))
   probs /= probs.sum(-1, keepdims=True)
   return np.einsum('bnts,bsnh->btnh', probs, v)
 
 
-@pytest.mark.parametrize('scaled', [True, False])
-def test_xla_attention_equals_the_written_out_softmax(scaled):
+@pytest.mark.parametrize('scale,softcap', [(1 / math.sqrt(8), 0.0), (1.0, 0.0), (1.0, 2.0)],
+                         ids=['scaled', 'unscaled', 'softcapped'])
+def test_xla_attention_equals_the_written_out_softmax(scale, softcap):
+  """The soft-capped case (Gemma 2) is llm_jax's own einsum path, the others jax's kernel."""
   rng = np.random.default_rng(0)
   q = rng.normal(size=(2, 5, 4, 8)).astype(np.float32)
   k, v = (rng.normal(size=(2, 5, 2, 8)).astype(np.float32) for _ in range(2))
@@ -43,8 +47,8 @@ def test_xla_attention_equals_the_written_out_softmax(scaled):
   segments = np.array([[1, 1, 1, 2, 2], [1, 1, 1, 1, 0]])
   mask = layers.attention_mask(None, None, True, jnp.asarray(segments), jnp.asarray(segments),
                                jnp.asarray(positions), jnp.asarray(positions))
-  out = layers.attend(q, k, v, None, mask, scaled, 'xla')
-  expected = reference_attention(q, k, v, np.asarray(mask), scaled)
+  out = layers.attend(q, k, v, None, mask, scale, 'xla', softcap)
+  expected = reference_attention(q, k, v, np.asarray(mask), scale, softcap)
   valid = segments != 0  # a padding query attends nothing; its output is not used
   np.testing.assert_allclose(np.asarray(out)[valid], expected[valid], atol=1e-5)
 

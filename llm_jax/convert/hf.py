@@ -23,14 +23,16 @@ from flax import traverse_util
 from safetensors import safe_open
 
 from llm_jax import fileio, models, parallel
-from llm_jax.convert import bert, gpt2, llama, qwen2, qwen3, t5
+from llm_jax.convert import bert, gemma, gpt2, llama, mistral, qwen2, qwen3, t5
 from llm_jax.convert.family import ConversionError, Family
 from llm_jax.models import SequenceClassifier, TransformerConfig, paths
 from llm_jax.workdir import imported
 
 FAMILIES: dict[str, Family] = {f.model_type: f for f in (gpt2.FAMILY, bert.BERT, bert.ROBERTA,
                                                          t5.FAMILY, llama.FAMILY,
-                                                         qwen2.FAMILY, qwen3.FAMILY)}
+                                                         qwen2.FAMILY, qwen3.FAMILY,
+                                                         mistral.FAMILY, gemma.GEMMA,
+                                                         gemma.GEMMA2)}
 # fields a Hugging Face config does not carry (training-time settings)
 UNWRITTEN = ('dropout', 'init_std', 'dtype', 'remat', 'scan_layers', 'attention')
 
@@ -172,9 +174,13 @@ def infer_family(cfg: TransformerConfig) -> Family:
   if cfg.kind == 'encoder':
     return FAMILIES['roberta' if cfg.position_offset else 'bert']
   if cfg.positions == 'rope':
+    if cfg.norm == 'rmsnorm_plus_one':
+      return FAMILIES['gemma2' if cfg.sandwich_norm else 'gemma']
     if cfg.qk_norm:
       return FAMILIES['qwen3']
-    return FAMILIES['qwen2' if cfg.qkv_bias else 'llama']
+    if cfg.qkv_bias:
+      return FAMILIES['qwen2']
+    return FAMILIES['mistral' if cfg.sliding_window else 'llama']
   return FAMILIES['gpt2']
 
 

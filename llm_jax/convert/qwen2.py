@@ -10,16 +10,14 @@ from __future__ import annotations
 import dataclasses
 
 from llm_jax.convert import llama
-from llm_jax.convert.family import require
 from llm_jax.models import TransformerConfig
 
 
 def config_from_hf(hf: dict, names: frozenset) -> TransformerConfig:
-  where = 'qwen2 config.json'
-  require(['use_sliding_window=true is not supported (full attention only)']
-          if hf.get('use_sliding_window') else [], where)
-  cfg = llama.config_from_hf({**hf, 'attention_bias': False, 'mlp_bias': False}, names, where)
-  return dataclasses.replace(cfg, qkv_bias=True)
+  problems = ['use_sliding_window=true is not supported (full attention only)'
+              ] if hf.get('use_sliding_window') else []
+  return llama.config_from_hf({**hf, 'attention_bias': False, 'mlp_bias': False}, names,
+                              'qwen2 config.json', problems, qkv_bias=True)
 
 
 def config_to_hf(cfg: TransformerConfig) -> dict:

@@ -12,7 +12,7 @@ import dataclasses
 
 from llm_jax.convert import llama
 from llm_jax.convert import rules as r
-from llm_jax.convert.family import ConversionError, require
+from llm_jax.convert.family import ConversionError
 from llm_jax.models import TransformerConfig, paths
 
 
@@ -23,9 +23,8 @@ def config_from_hf(hf: dict, names: frozenset) -> TransformerConfig:
     problems.append('use_sliding_window=true is not supported (full attention only)')
   if hf.get('attention_bias'):  # biases on q, k, v and o but not the MLP: no llm_jax field
     problems.append('attention_bias=true is not supported (released Qwen3 has none)')
-  require(problems, where)
-  cfg = llama.config_from_hf({**hf, 'mlp_bias': False}, names, where)
-  return dataclasses.replace(cfg, qk_norm=True)
+  return llama.config_from_hf({**hf, 'mlp_bias': False}, names, where, problems,
+                              qk_norm=True)
 
 
 def config_to_hf(cfg: TransformerConfig) -> dict:

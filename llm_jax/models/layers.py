@@ -8,6 +8,7 @@ carry three logical names (DESIGN pitfall 3).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from typing import Any
@@ -100,7 +101,26 @@ def make_norm(kind: str, eps: float, use_bias: bool, dtype: Any, name: str | Non
   if kind == 'rmsnorm':
     return nn.RMSNorm(epsilon=eps, dtype=dtype, param_dtype=jnp.float32, scale_init=scale_init,
                       name=name)
+  if kind == 'rmsnorm_plus_one':
+    return PlusOneRMSNorm(eps, dtype, name=name)
   raise ValueError(f'unknown norm {kind!r}')
+
+
+class PlusOneRMSNorm(nn.Module):
+  """RMSNorm scaled by ``1 + scale`` with the scale starting at zero (Gemma), so that weight
+  decay pulls it toward the identity; computed in float32 and cast after the scaling, as
+  Hugging Face's Gemma does."""
+
+  eps: float = 1e-6
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    scale = self.param('scale', nn.with_logical_partitioning(nn.initializers.zeros, ('embed',)),
+                       (x.shape[-1],), jnp.float32)
+    x32 = x.astype(jnp.float32)
+    y = x32 * jax.lax.rsqrt(jnp.mean(x32 * x32, axis=-1, keepdims=True) + self.eps)
+    return (y * (1.0 + scale)).astype(self.dtype)
 
 
 def head_norm(eps: float, dtype: Any, name: str) -> nn.Module:
@@ -117,20 +137,86 @@ def sinusoidal_positions(positions: jax.Array, features: int) -> jax.Array:
   return jnp.concatenate([jnp.sin(angles), jnp.cos(angles)], axis=-1)
 
 
-def apply_rope(x: jax.Array, positions: jax.Array, theta: float) -> jax.Array:
-  """Rotary position embedding on ``x[batch, length, heads, head_dim]``.
+# model.rope_scaling: how the rotary frequencies are stretched for contexts beyond pretraining
+ROPE_SCALINGS = ('none', 'linear', 'llama3', 'yarn')
 
-  Uses the half-split layout (first half paired with second half) of GPT-NeoX and Hugging
-  Face LLaMA, so imported checkpoints need no permutation of their q/k weights.
+
+@dataclasses.dataclass(frozen=True)
+class Rope:
+  """Rotary positions: ``theta`` and the frequency scaling of long-context checkpoints, each
+  computed as Hugging Face's ``modeling_rope_utils`` does.
+
+  ``linear`` divides every frequency by ``factor`` (position interpolation); ``llama3`` divides
+  the low frequencies (wavelength over ``original_max_len / low_freq_factor``) by ``factor``,
+  keeps the high ones and blends between; ``yarn`` blends interpolated and original frequencies
+  by a ramp over the dimensions that turn between ``beta_slow`` and ``beta_fast`` times within
+  ``original_max_len``, and scales cos/sin by ``attention_factor`` (0: ``0.1 ln(factor) + 1``).
   """
-  head_dim = x.shape[-1]
-  inv_freq = 1.0 / theta ** (jnp.arange(0, head_dim, 2, dtype=jnp.float32) / head_dim)
-  angles = positions[..., None].astype(jnp.float32) * inv_freq  # [b, l, d/2]
-  sin = jnp.sin(angles)[:, :, None, :]
-  cos = jnp.cos(angles)[:, :, None, :]
-  x1, x2 = jnp.split(x.astype(jnp.float32), 2, axis=-1)
-  rotated = jnp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1)
-  return rotated.astype(x.dtype)
+
+  theta: float = 10000.0
+  scaling: str = 'none'
+  factor: float = 1.0
+  original_max_len: int = 0
+  low_freq_factor: float = 1.0
+  high_freq_factor: float = 4.0
+  beta_fast: float = 32.0
+  beta_slow: float = 1.0
+  attention_factor: float = 0.0
+
+  def frequencies(self, head_dim: int) -> tuple[jax.Array, float]:
+    """(inverse frequencies ``[head_dim / 2]`` in float32, the cos/sin scale)."""
+    inv_freq = 1.0 / self.theta ** (jnp.arange(0, head_dim, 2, dtype=jnp.float32) / head_dim)
+    if self.scaling == 'linear':
+      return inv_freq / self.factor, 1.0
+    if self.scaling == 'llama3':
+      low_wavelen = self.original_max_len / self.low_freq_factor
+      high_wavelen = self.original_max_len / self.high_freq_factor
+      wavelen = 2 * math.pi / inv_freq
+      scaled = jnp.where(wavelen > low_wavelen, inv_freq / self.factor, inv_freq)
+      smooth = (self.original_max_len / wavelen - self.low_freq_factor) / (
+          self.high_freq_factor - self.low_freq_factor)
+      smoothed = (1 - smooth) * scaled / self.factor + smooth * scaled
+      medium = (wavelen >= high_wavelen) & (wavelen <= low_wavelen)
+      return jnp.where(medium, smoothed, scaled), 1.0
+    if self.scaling == 'yarn':
+      def correction_dim(rotations):
+        return head_dim * math.log(self.original_max_len / (rotations * 2 * math.pi)) / (
+            2 * math.log(self.theta))
+      low = max(math.floor(correction_dim(self.beta_fast)), 0)
+      high = min(math.ceil(correction_dim(self.beta_slow)), head_dim - 1)
+      high = high + 0.001 if low == high else high
+      ramp = jnp.clip((jnp.arange(head_dim // 2, dtype=jnp.float32) - low) / (high - low), 0, 1)
+      extrapolation = 1 - ramp
+      inv_freq = inv_freq / self.factor * (1 - extrapolation) + inv_freq * extrapolation
+      scale = self.attention_factor or (
+          0.1 * math.log(self.factor) + 1.0 if self.factor > 1 else 1.0)
+      return inv_freq, scale
+    return inv_freq, 1.0
+
+  def errors(self) -> list[str]:
+    if self.scaling not in ROPE_SCALINGS:
+      return [f'model.rope_scaling={self.scaling!r} is not one of {ROPE_SCALINGS}']
+    out = []
+    if self.scaling != 'none' and self.factor <= 0:
+      out.append(f'model.rope_factor must be positive, got {self.factor}')
+    if self.scaling in ('llama3', 'yarn') and self.original_max_len <= 0:
+      out.append(f'model.rope_scaling={self.scaling!r} needs model.rope_original_max_len '
+                 '(the context the checkpoint was pretrained at)')
+    if self.scaling == 'llama3' and self.high_freq_factor <= self.low_freq_factor:
+      out.append('model.rope_high_freq_factor must exceed model.rope_low_freq_factor')
+    return out
+
+  def apply(self, x: jax.Array, positions: jax.Array) -> jax.Array:
+    """Rotates ``x[batch, length, heads, head_dim]`` in the half-split layout (first half
+    paired with second half) of GPT-NeoX and Hugging Face LLaMA, so imported checkpoints need
+    no permutation of their q/k weights."""
+    inv_freq, scale = self.frequencies(x.shape[-1])
+    angles = positions[..., None].astype(jnp.float32) * inv_freq  # [b, l, d/2]
+    sin = (jnp.sin(angles) * scale)[:, :, None, :]
+    cos = (jnp.cos(angles) * scale)[:, :, None, :]
+    x1, x2 = jnp.split(x.astype(jnp.float32), 2, axis=-1)
+    rotated = jnp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1)
+    return rotated.astype(x.dtype)
 
 
 def relative_position_bias(table: jax.Array, query_positions: jax.Array,
@@ -211,12 +297,39 @@ def attention_errors(implementation: str, dtype: str, backend: str | None = None
 
 
 def attend(q: jax.Array, k: jax.Array, v: jax.Array, bias: jax.Array | None,
-           mask: jax.Array | None, scaled: bool, implementation: str = 'xla') -> jax.Array:
+           mask: jax.Array | None, scale: float, implementation: str = 'xla',
+           softcap: float = 0.0) -> jax.Array:
   """Softmax attention of ``q[b, t, heads, d]`` over ``k``/``v[b, s, kv_heads, d]``: scores
-  and softmax in float32 whatever the inputs' dtype, grouped heads without copies."""
-  return jax.nn.dot_product_attention(q, k, v, bias=bias, mask=mask,
-                                      scale=None if scaled else 1.0,
-                                      implementation=implementation)
+  and softmax in float32 whatever the inputs' dtype, grouped heads without copies.
+
+  ``softcap`` (Gemma 2) bounds the scaled scores to ``(-softcap, softcap)`` with a tanh before
+  the mask, which ``jax.nn.dot_product_attention`` cannot express: that case is written out.
+  """
+  if not softcap:
+    return jax.nn.dot_product_attention(q, k, v, bias=bias, mask=mask, scale=scale,
+                                        implementation=implementation)
+  b, t, heads, d = q.shape
+  groups = heads // k.shape[2]
+  grouped = q.reshape(b, t, k.shape[2], groups, d)
+  scores = jnp.einsum('btkgd,bskd->bkgts', grouped, k, preferred_element_type=jnp.float32)
+  scores = softcap * jnp.tanh(scores * scale / softcap)
+  scores = scores.reshape(b, heads, t, k.shape[1])
+  if bias is not None:
+    scores = scores + bias.astype(jnp.float32)
+  if mask is not None:
+    scores = jnp.where(mask, scores, jnp.finfo(jnp.float32).min)
+  weights = jax.nn.softmax(scores, axis=-1).astype(v.dtype)
+  weights = weights.reshape(b, k.shape[2], groups, t, k.shape[1])
+  out = jnp.einsum('bkgts,bskd->btkgd', weights, v, preferred_element_type=jnp.float32)
+  return out.reshape(b, t, heads, d).astype(q.dtype)
+
+
+def window_mask(mask: jax.Array | None, window: int, query_positions: jax.Array,
+                key_positions: jax.Array) -> jax.Array:
+  """``mask`` restricted to keys fewer than ``window`` positions before their query (sliding-
+  window attention: Mistral, Gemma 2's local layers)."""
+  near = query_positions[:, None, :, None] - key_positions[:, None, None, :] < window
+  return near if mask is None else mask & near
 
 
 class Attention(nn.Module):
@@ -232,14 +345,16 @@ class Attention(nn.Module):
   ``position_bias(query_positions, key_positions)`` (T5's relative bias) is added to the
   scores; it is a function rather than an array because in decode mode only this layer knows
   the positions of its cached keys. ``scaled=False`` drops the ``1/sqrt(head_dim)`` factor
-  (T5), which the query's initialization then carries instead.
+  (T5), which the query's initialization then carries instead; ``scale_dim`` scales by
+  ``1/sqrt(scale_dim)`` instead (Gemma 2's ``query_pre_attn_scalar``). A ``window`` keeps
+  each query to the keys less than that many positions before it; the cache stays whole.
   """
 
   num_heads: int
   num_kv_heads: int
   head_dim: int
   use_bias: bool = True
-  rope_theta: float | None = None
+  rope: Rope | None = None
   out_init_std: float = 0.02
   init_std: float = 0.02
   dtype: Any = jnp.float32
@@ -248,6 +363,9 @@ class Attention(nn.Module):
   implementation: str = 'xla'  # of full-sequence attention: ATTENTION_IMPLEMENTATIONS
   qkv_bias: bool = False  # biases on query, key and value even without use_bias (Qwen2)
   qk_norm_eps: float | None = None  # RMSNorm of each head's query and key, before RoPE (Qwen3)
+  scale_dim: int = 0  # scores times 1/sqrt(this) (0: head_dim)
+  window: int = 0  # sliding-window attention over this many positions (0: all)
+  softcap: float = 0.0  # tanh bound on the scores (Gemma 2)
 
   @nn.compact
   def __call__(self, x: jax.Array, kv_input: jax.Array | None, mask: jax.Array | None,
@@ -272,19 +390,22 @@ class Attention(nn.Module):
       if self.cross and decode:
         self.put_variable('cache', 'cached_key', k)
         self.put_variable('cache', 'cached_value', v)
-    if self.rope_theta is not None:
-      q = apply_rope(q, positions, self.rope_theta)
-      k = apply_rope(k, positions, self.rope_theta)
+    if self.rope is not None:
+      q = self.rope.apply(q, positions)
+      k = self.rope.apply(k, positions)
     q = nn.with_logical_constraint(q, ('batch', 'length', 'heads', 'kv'))
 
     key_positions = positions
     if decode and not self.cross:
       k, v, mask, key_positions = self._update_cache(k, v, positions)
 
+    if self.window:
+      mask = window_mask(mask, self.window, positions, key_positions)
     bias = None
     if position_bias is not None:
       bias = position_bias(positions, key_positions).astype(q.dtype)
-    out = attend(q, k, v, bias, mask, self.scaled, self.implementation)
+    scale = 1.0 / math.sqrt(self.scale_dim or self.head_dim) if self.scaled else 1.0
+    out = attend(q, k, v, bias, mask, scale, self.implementation, self.softcap)
     out = Dense((x.shape[-1],), ('heads', 'kv'), ('embed',), self.use_bias,
                 normal(self.out_init_std), self.dtype, name='out')(out)
     return out

@@ -1,7 +1,10 @@
 """One Transformer, configured into GPT, LLaMA-style, BERT/RoBERTa and T5 variants.
 
-Families differ only in ``TransformerConfig`` fields (norm, norm placement, positions, MLP
-kind, biases, head grouping, tying, token types, attention scaling), never in copied blocks.
+Families differ only in ``TransformerConfig`` fields (norm, norm placement, positions and
+their scaling, MLP kind, biases, head grouping, tying, token types, attention scaling, windows
+and soft caps), never in copied blocks: Mistral is LLaMA with a sliding window, Gemma is LLaMA
+with a (1 + w) RMSNorm, scaled embeddings and GeGLU, Gemma 2 adds norms after each branch,
+soft caps and alternating local/global layers.
 A ``Stack`` (embedding additions, blocks, final norm) is the encoder or the decoder of every
 family; ``DecoderLM`` here, ``EncoderLM`` and ``EncoderDecoderLM`` beside it add the token
 table and the heads.
@@ -22,7 +25,7 @@ from llm_jax.models import layers, paths
 
 # lstm: the Keras-style non-Transformer classifier (models/lstm.py), a classifier only
 KINDS = ('decoder', 'encoder', 'encoder_decoder', 'lstm')
-NORMS = ('layernorm', 'rmsnorm')
+NORMS = ('layernorm', 'rmsnorm', 'rmsnorm_plus_one')  # the last: scaled by 1 + w (Gemma)
 POSITIONS = ('learned', 'sinusoidal', 'rope', 'relative', 'none')
 # remat policy -> what jax.checkpoint saves (None: everything is recomputed from the input)
 REMAT_POLICIES = {'full': None, 'save_dots': jax.checkpoint_policies.dots_saveable}
@@ -49,6 +52,16 @@ class TransformerConfig:
   positions: str = 'learned'
   position_offset: int = 0  # learned positions start at this row (RoBERTa: 2, past padding)
   rope_theta: float = 10000.0
+  rope_scaling: str = 'none'  # long-context frequency scaling: none | linear | llama3 | yarn
+  rope_factor: float = 1.0  # linear, llama3, yarn: how much longer than pretraining
+  rope_original_max_len: int = 0  # llama3, yarn: the context the checkpoint was pretrained at
+  rope_low_freq_factor: float = 1.0  # llama3: wavelengths over original / this are stretched
+  rope_high_freq_factor: float = 4.0  # llama3: wavelengths under original / this are kept
+  rope_beta_fast: float = 32.0  # yarn: the ramp between these many rotations ...
+  rope_beta_slow: float = 1.0  # ... and these
+  rope_attention_factor: float = 0.0  # yarn: cos/sin scale (0: 0.1 ln(factor) + 1)
+  sliding_window: int = 0  # each query attends the keys this many positions back (0: all)
+  global_every: int = 0  # with a window: every Nth layer (the last of each N) attends all
   relative_buckets: int = 32  # T5 relative bias: buckets and the distance the last one starts
   relative_max_distance: int = 128
   mlp: str = 'gelu'
@@ -58,6 +71,11 @@ class TransformerConfig:
   type_vocab_size: int = 0  # token-type (segment A/B) embeddings, BERT; 0: none
   embed_norm: bool = False  # normalize the summed embeddings (BERT)
   scaled_attention: bool = True  # False: T5's q.k without 1/sqrt(head_dim)
+  query_scale_dim: int = 0  # scores times 1/sqrt(this) (0: head_dim; Gemma 2's scalar)
+  attention_softcap: float = 0.0  # scores bounded by softcap * tanh(s / softcap) (Gemma 2)
+  logit_softcap: float = 0.0  # the same bound on the output logits (Gemma 2)
+  sandwich_norm: bool = False  # also normalize each branch's output (Gemma 2)
+  embed_scale: bool = False  # token embeddings times sqrt(d_model) (Gemma)
   tie_embeddings: bool = True
   rescale_logits: bool = False  # T5 v1.0: final states times d_model**-0.5 before the output
   mlm_head: bool = True  # encoder only: BERT's masked-LM head; False: a bare encoder
@@ -89,6 +107,21 @@ class TransformerConfig:
   def compute_dtype(self) -> Any:
     return jnp.dtype(self.dtype)
 
+  @property
+  def rope(self) -> layers.Rope | None:
+    if self.positions != 'rope':
+      return None
+    return layers.Rope(self.rope_theta, self.rope_scaling, self.rope_factor,
+                       self.rope_original_max_len, self.rope_low_freq_factor,
+                       self.rope_high_freq_factor, self.rope_beta_fast, self.rope_beta_slow,
+                       self.rope_attention_factor)
+
+  def window(self, layer: int) -> int:
+    """The attention window of block ``layer`` (0: it attends every earlier position)."""
+    if self.global_every and (layer + 1) % self.global_every == 0:
+      return 0
+    return self.sliding_window
+
   def errors(self) -> list[str]:
     """Every impossible combination, each as a message naming the field and the fix."""
     out = []
@@ -119,6 +152,28 @@ class TransformerConfig:
       out.append(f'model.mlp={self.mlp!r} is not one of {tuple(layers.ACTIVATIONS)}')
     if self.positions == 'rope' and self.dim_per_head % 2:
       out.append(f'rotary positions need an even head dim, got {self.dim_per_head}')
+    if self.positions == 'rope':
+      out += self.rope.errors()
+    elif self.rope_scaling != 'none':
+      out.append(f'model.rope_scaling={self.rope_scaling!r} needs model.positions="rope"')
+    for name in ('sliding_window', 'global_every', 'query_scale_dim'):
+      if getattr(self, name) < 0:
+        out.append(f'model.{name} must be >= 0, got {getattr(self, name)}')
+    if self.global_every and not self.sliding_window:
+      out.append('model.global_every alternates windowed and global layers: set '
+                 'model.sliding_window too')
+    if self.global_every and self.scan_layers:
+      out.append('model.global_every gives layers different windows, which one scanned block '
+                 'cannot; set model.scan_layers=false')
+    if self.kind != 'decoder' and (self.sliding_window or self.embed_scale or
+                                   self.logit_softcap):
+      out.append('model.sliding_window, model.embed_scale and model.logit_softcap belong to '
+                 f'kind="decoder", not {self.kind!r}')
+    if min(self.attention_softcap, self.logit_softcap) < 0:
+      out.append('model.attention_softcap and model.logit_softcap must be >= 0 (0: off)')
+    if self.attention_softcap and self.attention != 'xla':
+      out.append('model.attention_softcap is computed by llm_jax\'s own attention: set '
+                 'model.attention="xla"')
     if self.positions == 'relative' and self.relative_buckets < 4:
       out.append(f'model.relative_buckets must be at least 4, got {self.relative_buckets}')
     if self.kind != 'encoder' and (self.pooler or not self.mlm_head):
@@ -146,6 +201,7 @@ class Block(nn.Module):
   cfg: TransformerConfig
   cross: bool = False
   causal: bool = True
+  window: int = 0  # sliding-window self-attention (0: every earlier position)
 
   @nn.compact
   def __call__(self, x, mask, positions, bias_table, encoded, cross_mask, deterministic: bool,
@@ -160,22 +216,27 @@ class Block(nn.Module):
 
     def residual(branch, name, x):
       def dropped(h):
-        return nn.Dropout(cfg.dropout)(branch(h), deterministic=deterministic)
+        h = branch(h)
+        if cfg.sandwich_norm:  # Gemma 2: the branch's output is normalized too
+          h = norm('post_' + name.removesuffix('_norm') + '_norm')(h)
+        return nn.Dropout(cfg.dropout)(h, deterministic=deterministic)
       if cfg.pre_norm:
         return x + dropped(norm(name)(x))
       return norm(name)(x + dropped(x))
 
-    def attention(name, rope_theta, cross):
+    def attention(name, rope, cross, window=0):
       return layers.Attention(
-          cfg.num_heads, cfg.kv_heads, cfg.dim_per_head, cfg.use_bias, rope_theta, out_std,
+          cfg.num_heads, cfg.kv_heads, cfg.dim_per_head, cfg.use_bias, rope, out_std,
           cfg.init_std, dtype, cfg.scaled_attention, cross, cfg.attention,
-          qkv_bias=cfg.qkv_bias, qk_norm_eps=cfg.norm_eps if cfg.qk_norm else None, name=name)
+          qkv_bias=cfg.qkv_bias, qk_norm_eps=cfg.norm_eps if cfg.qk_norm else None,
+          scale_dim=cfg.query_scale_dim, window=window, softcap=cfg.attention_softcap,
+          name=name)
 
-    rope = cfg.rope_theta if cfg.positions == 'rope' else None
+    rope = cfg.rope
     position_bias = None if bias_table is None else functools.partial(
         layers.relative_position_bias, bias_table, bidirectional=not self.causal,
         max_distance=cfg.relative_max_distance)
-    self_attention = attention('attention', rope, False)
+    self_attention = attention('attention', rope, False, self.window)
     x = residual(lambda h: self_attention(h, h, mask, positions, decode=decode,
                                           position_bias=position_bias), 'attention_norm', x)
     if self.cross:
@@ -196,7 +257,8 @@ class _ScannedBlock(nn.Module):
 
   @nn.compact
   def __call__(self, x, mask, positions, bias_table, encoded, cross_mask, deterministic, decode):
-    block = _remat(self.cfg)(self.cfg, self.cross, self.causal, name=paths.SCANNED_BLOCK)
+    block = _remat(self.cfg)(self.cfg, self.cross, self.causal, self.cfg.sliding_window,
+                             name=paths.SCANNED_BLOCK)
     return block(x, mask, positions, bias_table, encoded, cross_mask, deterministic, decode), None
 
 
@@ -271,7 +333,8 @@ class Stack(nn.Module):
       x, _ = blocks(cfg, self.cross, self.causal, name=paths.SCANNED)(x, *args)
     else:
       for i in range(self.num_layers):
-        x = _remat(cfg)(cfg, self.cross, self.causal, name=paths.block(i))(x, *args)
+        x = _remat(cfg)(cfg, self.cross, self.causal, cfg.window(i),
+                        name=paths.block(i))(x, *args)
     if cfg.pre_norm:
       x = layers.make_norm(cfg.norm, cfg.norm_eps, cfg.use_bias, dtype, 'final_norm')(x)
     return x
@@ -303,8 +366,10 @@ def output_logits(cfg: TransformerConfig, x: jax.Array, embed: layers.Embed,
   """Float32 logits from final states, through the tied table or ``lm_head``."""
   if cfg.rescale_logits:
     x = x * cfg.d_model ** -0.5
-  logits = embed.attend(x) if lm_head is None else lm_head(x)
-  return logits.astype(jnp.float32)
+  logits = (embed.attend(x) if lm_head is None else lm_head(x)).astype(jnp.float32)
+  if cfg.logit_softcap:
+    logits = cfg.logit_softcap * jnp.tanh(logits / cfg.logit_softcap)
+  return logits
 
 
 class DecoderLM(nn.Module):
@@ -324,6 +389,9 @@ class DecoderLM(nn.Module):
     positions = default_positions(tokens, positions)
     embed = layers.Embed(cfg.vocab_size, cfg.d_model, cfg.init_std, cfg.compute_dtype,
                          name='embed')
+    x = embed(tokens)
+    if cfg.embed_scale:  # in the compute dtype, as Gemma's normalizer
+      x = x * jnp.asarray(math.sqrt(cfg.d_model), cfg.compute_dtype)
     x = Stack(cfg, cfg.num_layers, causal=True, name='decoder')(
-        embed(tokens), positions, segment_ids, deterministic=deterministic, decode=decode)
+        x, positions, segment_ids, deterministic=deterministic, decode=decode)
     return output_logits(cfg, x, embed, make_lm_head(cfg, 'lm_head'))
