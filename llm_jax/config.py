@@ -47,8 +47,8 @@ def base() -> ml_collections.ConfigDict:
   c.data.labels = ()  # the label vocabulary in id order ('' : sorted labels of train)
   c.data.regression = False
   c.data.clean = ()  # cleaning steps, see llm_jax/data/clean.py
-  c.data.tokenizer = 'char'  # char | word | sentencepiece | wordpiece
-  c.data.tokenizer_path = ''  # the .model / vocab.txt / tokenizer.json of the last two
+  c.data.tokenizer = 'char'  # char | word | sentencepiece | wordpiece | hf
+  c.data.tokenizer_path = ''  # a .model, vocab.txt, tokenizer.json or a directory of one
   c.data.vocab_size = 0  # word: a cap (0: every word of train); sentencepiece trained here: 8000
   c.data.extra_ids = 0  # ids after the tokenizer's, for the model only (T5's 100 sentinels)
   c.data.batching = 'windows'  # windows (random offsets, nanoGPT) | packed (documents)

@@ -62,3 +62,35 @@ def test_top_k_and_top_p_only_draw_allowed_tokens():
   for i in range(200):
     draws.add(int(generate.sample_logits(logits, jax.random.key(i), 1.0, 0, 0.85)[0]))
   assert draws == {0, 1, 2}  # 0.5 + 0.3 < 0.85 <= 0.5 + 0.3 + 0.1
+
+
+RAGGED = [np.array([4, 9, 2], np.int32), np.array([1, 5, 9, 2, 7, 3, 3], np.int32),
+          np.array([8, 1, 6, 6, 2], np.int32)]
+
+
+def test_ragged_batch_equals_each_prompt_alone(lm):
+  """Three prompt lengths in one batch, greedy: each row equals its own unpadded decode, with
+  the cache and without it (the uncached path slides each row's own window)."""
+  model, params, _ = lm
+  key = jax.random.key(0)
+  batched = generate.complete(model, params, RAGGED, 12, key, temperature=0.0)
+  alone = [generate.complete(model, params, [p], 12, key, temperature=0.0)[0] for p in RAGGED]
+  uncached = generate.complete(model, params, RAGGED, 12, key, temperature=0.0,
+                               use_cache=False)
+  for row, single, slow in zip(batched, alone, uncached):
+    assert len(row) == 12
+    np.testing.assert_array_equal(row, single)
+    np.testing.assert_array_equal(row, slow)
+
+
+def test_a_stop_token_ends_its_row_only(lm):
+  model, params, _ = lm
+  key = jax.random.key(0)
+  free = generate.complete(model, params, RAGGED, 12, key, temperature=0.0)
+  stop = int(free[1][3])  # the fourth token row 1 draws
+  cut = generate.complete(model, params, RAGGED, 12, key, temperature=0.0, stop_ids=(stop,))
+  for row, whole in zip(cut, free):
+    first = np.flatnonzero(whole == stop)
+    expected = whole[:first[0]] if len(first) else whole
+    np.testing.assert_array_equal(row, expected)
+  assert len(cut[1]) <= 3 and any(len(r) == 12 for r in cut)

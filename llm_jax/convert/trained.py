@@ -66,14 +66,16 @@ def write(workdir: str, out: str) -> str:
 
 
 def _write_tokenizer(tokenizer: tokenizers.Tokenizer, out: str) -> bool:
-  """A WordPiece tokenizer's file, under the name transformers looks for; a bare
-  ``vocab.txt`` gets a ``tokenizer_config.json`` naming its casing and its class (which a
-  RoBERTa config.json would otherwise pick as BPE)."""
+  """A Hugging Face tokenizer's own files; a bare WordPiece ``vocab.txt`` gets a
+  ``tokenizer_config.json`` naming its casing and its class (which a RoBERTa config.json
+  would otherwise pick as BPE)."""
+  if tokenizer.kind == 'hf':
+    for name in tokenizers.HF_FILES:
+      if os.path.isfile(os.path.join(tokenizer.directory, name)):
+        shutil.copyfile(os.path.join(tokenizer.directory, name), os.path.join(out, name))
+    return True
   if tokenizer.kind != 'wordpiece':
     return False
-  if tokenizer.path.endswith('.json'):
-    shutil.copyfile(tokenizer.path, os.path.join(out, 'tokenizer.json'))
-    return True
   shutil.copyfile(tokenizer.path, os.path.join(out, 'vocab.txt'))
   fileio.write_atomic(os.path.join(out, 'tokenizer_config.json'), json.dumps(
       {'tokenizer_class': 'BertTokenizer', 'do_lower_case': tokenizer.lowercase}, indent=2))

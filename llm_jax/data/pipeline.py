@@ -23,7 +23,7 @@ from llm_jax.errors import UsageError
 
 Batches = Iterable[dict[str, np.ndarray]]
 BATCHING = ('windows', 'packed')
-TOKENIZERS = ('char', 'word', 'sentencepiece', 'wordpiece')
+TOKENIZERS = ('char', 'word', 'sentencepiece', 'wordpiece', 'hf')
 
 
 def _texts(source, text_field: str) -> Iterable[str]:
@@ -51,8 +51,8 @@ def build_tokenizer(data: ml_collections.ConfigDict,
   if kind == 'sentencepiece':  # trained here on the training split, saved with the run
     return tokenizers.SentencePieceTokenizer.train(
         _texts(prepared.splits['train'], data.text_field), data.vocab_size or 8000)
-  raise UsageError(f'data.tokenizer={kind!r} needs data.tokenizer_path (a vocab.txt or '
-                   'tokenizer.json)')
+  raise UsageError(f'data.tokenizer={kind!r} needs data.tokenizer_path (a vocab.txt, a '
+                   'tokenizer.json or a checkpoint directory holding one)')
 
 
 @dataclasses.dataclass

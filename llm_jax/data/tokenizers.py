@@ -2,8 +2,13 @@
 
 ``encode`` never adds special tokens: the batching step that knows the task adds them
 ([CLS] text [SEP] for a classifier, EOS between packed documents), so a tokenizer means the
-same thing to every model. Each tokenizer saves into a directory (``spec.json`` + its own
-files), which every workdir holds as ``tokenizer/``.
+same thing to every model. ``encode_with_specials`` reads text that spells special tokens
+out (a rendered chat template) and gives each its id. Each tokenizer saves into a directory
+(``spec.json`` + its own files), which every workdir holds as ``tokenizer/``.
+
+A Hugging Face ``tokenizer.json`` (byte-level BPE, SentencePiece-BPE, WordPiece) is run by the
+``tokenizers`` library, as ``transformers`` runs it, with the special tokens and the chat
+template of the ``tokenizer_config.json`` / ``special_tokens_map.json`` beside it.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import collections
 import io
 import json
 import os
+import re
 import shutil
 from collections.abc import Iterable, Sequence
 from typing import Protocol
@@ -31,11 +37,14 @@ class Tokenizer(Protocol):
 
   kind: str
   special: dict[str, int]
+  chat_template: str  # a Jinja chat template ('' when it has none)
 
   @property
   def vocab_size(self) -> int: ...
 
   def encode(self, text: str) -> np.ndarray: ...
+
+  def encode_with_specials(self, text: str) -> np.ndarray: ...
 
   def encode_batch(self, texts: Sequence[str]) -> list[np.ndarray]: ...
 
@@ -46,9 +55,27 @@ class Tokenizer(Protocol):
 
 class _Base:
   kind = ''
+  chat_template = ''
 
   def encode_batch(self, texts: Sequence[str]) -> list[np.ndarray]:
     return [self.encode(t) for t in texts]
+
+  def special_strings(self) -> dict[str, int]:
+    """How special tokens are spelled in text, for ``encode_with_specials``."""
+    return {}
+
+  def encode_with_specials(self, text: str) -> np.ndarray:
+    """``encode``, except that each special token's spelling becomes its id."""
+    strings = self.special_strings()
+    if not strings:
+      return self.encode(text)
+    pattern = '|'.join(re.escape(s) for s in sorted(strings, key=len, reverse=True))
+    pieces, at = [], 0
+    for match in re.finditer(pattern, text):
+      pieces += [self.encode(text[at:match.start()]), np.array([strings[match.group()]])]
+      at = match.end()
+    pieces.append(self.encode(text[at:]))
+    return np.concatenate(pieces).astype(np.int32)
 
   def _write_spec(self, directory: str, **fields) -> None:
     fileio.write_atomic(os.path.join(directory, SPEC),
@@ -183,6 +210,9 @@ class SentencePieceTokenizer(_Base):
   def decode(self, ids: Sequence[int]) -> str:
     return self.sp.decode([int(i) for i in ids])
 
+  def special_strings(self) -> dict[str, int]:
+    return {self.sp.id_to_piece(i): i for i in self.special.values()}
+
   def save(self, directory: str) -> None:
     os.makedirs(directory, exist_ok=True)
     with open(os.path.join(directory, 'tokenizer.model.tmp'), 'wb') as f:
@@ -193,27 +223,18 @@ class SentencePieceTokenizer(_Base):
 
 
 class WordPieceTokenizer(_Base):
-  """BERT's WordPiece from a ``vocab.txt`` or a Hugging Face ``tokenizer.json``, run by the
-  ``tokenizers`` library so that imported checkpoints tokenize exactly as upstream."""
+  """BERT's WordPiece from a ``vocab.txt``, run by the ``tokenizers`` library so that imported
+  checkpoints tokenize exactly as upstream."""
 
   kind = 'wordpiece'
 
   def __init__(self, path: str, lowercase: bool = True):
-    from tokenizers import Tokenizer as HFTokenizer
     from tokenizers.implementations import BertWordPieceTokenizer
     if not os.path.isfile(path):
       raise UsageError(f'no WordPiece vocabulary at {path}: give a vocab.txt or tokenizer.json')
     self.path, self.lowercase = path, lowercase
-    if path.endswith('.json'):
-      self.hf = HFTokenizer.from_file(path)
-    else:
-      self.hf = BertWordPieceTokenizer(path, lowercase=lowercase)._tokenizer
-    self.hf.no_padding()
-    self.hf.no_truncation()
-    vocab = self.hf.get_vocab()
-    self.special = {name: vocab[tok] for name, tok in
-                    (('pad', '[PAD]'), ('unk', '[UNK]'), ('cls', '[CLS]'), ('sep', '[SEP]'),
-                     ('mask', '[MASK]')) if tok in vocab}
+    self.hf = BertWordPieceTokenizer(path, lowercase=lowercase)._tokenizer
+    self.special = _bracketed(self.hf.get_vocab())
 
   @property
   def vocab_size(self) -> int:
@@ -231,9 +252,89 @@ class WordPieceTokenizer(_Base):
 
   def save(self, directory: str) -> None:
     os.makedirs(directory, exist_ok=True)
-    name = os.path.basename(self.path)
-    shutil.copyfile(self.path, os.path.join(directory, name))
-    self._write_spec(directory, file=name, lowercase=self.lowercase)
+    shutil.copyfile(self.path, os.path.join(directory, 'vocab.txt'))
+    self._write_spec(directory, file='vocab.txt', lowercase=self.lowercase)
+
+
+def _bracketed(vocab: dict[str, int]) -> dict[str, int]:
+  """BERT's special tokens by their usual spellings."""
+  return {name: vocab[tok] for name, tok in
+          (('pad', '[PAD]'), ('unk', '[UNK]'), ('cls', '[CLS]'), ('sep', '[SEP]'),
+           ('mask', '[MASK]')) if tok in vocab}
+
+
+# Hugging Face's tokenizer files, as transformers reads them
+HF_FILES = ('tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json',
+            'chat_template.jinja')
+
+
+class HFTokenizer(_Base):
+  """A Hugging Face ``tokenizer.json`` with the special tokens and the chat template that
+  ``tokenizer_config.json`` (and ``special_tokens_map.json``, ``chat_template.jinja``) beside
+  it name. Without those files, BERT's bracketed names are looked up."""
+
+  kind = 'hf'
+
+  def __init__(self, directory: str):
+    from tokenizers import Tokenizer as Backend
+    self.directory = directory
+    path = os.path.join(directory, 'tokenizer.json')
+    if not os.path.isfile(path):
+      raise UsageError(f'{directory} holds no tokenizer.json')
+    self.hf = Backend.from_file(path)
+    self.hf.no_padding()
+    self.hf.no_truncation()
+    settings = {}
+    for name in ('special_tokens_map.json', 'tokenizer_config.json'):  # the latter wins
+      settings.update(_read_json(os.path.join(directory, name)))
+    self.special = _bracketed(self.hf.get_vocab())
+    for name in SPECIALS:
+      token = settings.get(f'{name}_token')
+      content = token.get('content') if isinstance(token, dict) else token
+      if content is not None and self.hf.token_to_id(content) is not None:
+        self.special[name] = self.hf.token_to_id(content)
+    template = settings.get('chat_template') or ''
+    if isinstance(template, list):  # named templates: the default one
+      template = {t['name']: t['template'] for t in template}.get('default', '')
+    jinja = os.path.join(directory, 'chat_template.jinja')
+    if not template and os.path.isfile(jinja):
+      with open(jinja, encoding='utf-8') as f:
+        template = f.read()
+    self.chat_template = template
+
+  @property
+  def vocab_size(self) -> int:
+    return self.hf.get_vocab_size()
+
+  def encode(self, text: str) -> np.ndarray:
+    return np.array(self.hf.encode(text, add_special_tokens=False).ids, np.int32)
+
+  def encode_with_specials(self, text: str) -> np.ndarray:
+    return self.encode(text)  # the library matches added tokens' spellings itself
+
+  def encode_batch(self, texts: Sequence[str]) -> list[np.ndarray]:
+    encodings = self.hf.encode_batch(list(texts), add_special_tokens=False)
+    return [np.array(e.ids, np.int32) for e in encodings]
+
+  def decode(self, ids: Sequence[int]) -> str:
+    return self.hf.decode([int(i) for i in ids], skip_special_tokens=False)
+
+  def save(self, directory: str) -> None:
+    os.makedirs(directory, exist_ok=True)
+    for name in HF_FILES:
+      if os.path.isfile(os.path.join(self.directory, name)):
+        shutil.copyfile(os.path.join(self.directory, name), os.path.join(directory, name))
+    self._write_spec(directory)
+
+
+def _read_json(path: str) -> dict:
+  if not os.path.isfile(path):
+    return {}
+  with open(path, encoding='utf-8') as f:
+    try:
+      return json.load(f)
+    except json.JSONDecodeError as e:
+      raise UsageError(f'{path}:{e.lineno}: not valid JSON ({e.msg})') from None
 
 
 def load(directory: str) -> Tokenizer:
@@ -251,21 +352,32 @@ def load(directory: str) -> Tokenizer:
   if kind == 'sentencepiece':
     with open(os.path.join(directory, 'tokenizer.model'), 'rb') as f:
       return SentencePieceTokenizer(f.read())
+  if kind == 'wordpiece' and spec['file'].endswith('.json'):  # saved before kind 'hf'
+    return HFTokenizer(directory)
   if kind == 'wordpiece':
     return WordPieceTokenizer(os.path.join(directory, spec['file']), spec['lowercase'])
+  if kind == 'hf':
+    return HFTokenizer(directory)
   raise UsageError(f'{spec_path}: unknown tokenizer kind {kind!r}')
 
 
 def from_file(path: str) -> Tokenizer:
   """A tokenizer from a file a user points at: a sentencepiece ``.model``, a WordPiece
-  ``vocab.txt`` or ``tokenizer.json``, or a directory written by ``save``."""
+  ``vocab.txt``, a Hugging Face ``tokenizer.json`` (its config files read from beside it), a
+  directory holding one (a checkpoint's), or a directory written by ``save``."""
   if os.path.isdir(path):
+    if not os.path.exists(os.path.join(path, SPEC)) and \
+        os.path.isfile(os.path.join(path, 'tokenizer.json')):
+      return HFTokenizer(path)
     return load(path)
   if not os.path.isfile(path):
     raise UsageError(f'tokenizer file {path} does not exist')
   if path.endswith('.model'):
     with open(path, 'rb') as f:
       return SentencePieceTokenizer(f.read())
-  if path.endswith('.txt') or path.endswith('.json'):
+  if os.path.basename(path) == 'tokenizer.json':
+    return HFTokenizer(os.path.dirname(path) or '.')
+  if path.endswith('.txt'):
     return WordPieceTokenizer(path)
-  raise UsageError(f'{path}: expected a sentencepiece .model, a vocab.txt or a tokenizer.json')
+  raise UsageError(f'{path}: expected a sentencepiece .model, a vocab.txt, a tokenizer.json or '
+                   'a directory holding one')

@@ -1,9 +1,11 @@
 """Autoregressive sampling: greedy, temperature, top-k and top-p, with a KV cache.
 
-The prompt is prefilled in one call and each new token then costs one cached step inside a
-jitted ``fori_loop``. Past the model's context the window slides (nanoGPT's behaviour), and
-since learned positions shift with the window, those tokens are computed without the cache.
-Token ``i`` is always drawn with ``fold_in(rng, i)``, so cached and uncached sampling agree.
+A batch of prompts of any lengths is prefilled in one call and each new token then costs one
+cached step inside a jitted ``while_loop``, each row at its own position, until every row has
+drawn a stop token or the budget is spent. Past the model's context the window slides
+(nanoGPT's behaviour), and since learned positions shift with the window, those tokens are
+computed without the cache. New token ``i`` is always drawn with ``fold_in(rng, i)``, so cached
+and uncached sampling agree.
 Encoder-decoders (``generate_seq2seq``) encode once and decode from a start token; the first
 decode step caches the cross-attention keys and values, which later steps reuse.
 """
@@ -39,8 +41,20 @@ def sample_logits(logits: jax.Array, rng: jax.Array, temperature: float, top_k: 
   return jax.random.categorical(rng, logits).astype(jnp.int32)
 
 
-@functools.partial(jax.jit, static_argnames=('model', 'n_new', 'sampler'))
-def _cached(params, prompt, rng, *, model: nn.Module, n_new: int, sampler: tuple):
+def _draw(logits: jax.Array, rng: jax.Array, step: jax.Array, done: jax.Array,
+          stop_ids: tuple[int, ...], sampler: tuple) -> tuple[jax.Array, jax.Array]:
+  """New token ``step`` of every row (drawn with ``fold_in(rng, step)``), the pad id 0 in
+  rows already stopped; and which rows have stopped once it is taken."""
+  token = jnp.where(done, 0, sample_logits(logits, jax.random.fold_in(rng, step), *sampler))
+  return token, done | jnp.isin(token, jnp.asarray(stop_ids or (-1,), jnp.int32))
+
+
+@functools.partial(jax.jit, static_argnames=('model', 'n_new', 'sampler', 'stop_ids'))
+def _cached(params, prompt, lengths, rng, *, model: nn.Module, n_new: int, sampler: tuple,
+            stop_ids: tuple[int, ...]):
+  """``n_new`` tokens after each row's ``prompt[r, :lengths[r]]`` (right-padded), and which
+  rows stopped. The batch prefills in one call; then each row writes its next token at its
+  own position, so a row's tokens never depend on the others' lengths."""
   batch, prompt_len = prompt.shape
   shapes = jax.eval_shape(lambda: model.init(
       jax.random.key(0), jnp.zeros((batch, prompt_len + n_new), jnp.int32), decode=True))
@@ -49,55 +63,100 @@ def _cached(params, prompt, rng, *, model: nn.Module, n_new: int, sampler: tuple
   def step(tokens, positions, cache):
     logits, updated = model.apply({'params': params, 'cache': cache}, tokens, positions,
                                   decode=True, mutable=['cache'])
-    return logits[:, -1], updated['cache']
+    return logits, updated['cache']
 
-  positions = jnp.broadcast_to(jnp.arange(prompt_len), prompt.shape)
-  logits, cache = step(prompt, positions, cache)
-  out = jnp.zeros((batch, n_new), jnp.int32)
-  out = out.at[:, 0].set(sample_logits(logits, jax.random.fold_in(rng, prompt_len), *sampler))
+  logits, cache = step(prompt, jnp.broadcast_to(jnp.arange(prompt_len), prompt.shape), cache)
+  last = jnp.take_along_axis(logits, (lengths - 1)[:, None, None], axis=1)[:, 0]
+  first, done = _draw(last, rng, 0, jnp.zeros(batch, bool), stop_ids, sampler)
+  out = jnp.zeros((batch, n_new), jnp.int32).at[:, 0].set(first)
 
-  def body(i, carry):
-    out, cache = carry
-    position = prompt_len + i - 1
+  def body(carry):
+    i, out, done, cache = carry
     previous = jax.lax.dynamic_slice_in_dim(out, i - 1, 1, axis=1)
-    logits, cache = step(previous, jnp.full((batch, 1), position), cache)
-    token = sample_logits(logits, jax.random.fold_in(rng, position + 1), *sampler)
-    return out.at[:, i].set(token), cache
+    logits, cache = step(previous, (lengths + i - 1)[:, None], cache)
+    token, done = _draw(logits[:, -1], rng, i, done, stop_ids, sampler)
+    return i + 1, out.at[:, i].set(token), done, cache
 
-  return jax.lax.fori_loop(1, n_new, body, (out, cache))[0]
+  def more(carry):
+    i, _, done, _ = carry
+    return (i < n_new) & ~done.all()
+
+  _, out, done, _ = jax.lax.while_loop(more, body, (1, out, done, cache))
+  return out, done
 
 
-@functools.partial(jax.jit, static_argnames=('model', 'sampler'))
-def _uncached(params, window, length, rng, *, model: nn.Module, sampler: tuple):
-  """Next token after ``window[:, :length]``; the rest of the fixed-size window is padding,
-  which causal attention keeps from touching the positions that matter."""
+@functools.partial(jax.jit, static_argnames=('model', 'sampler', 'stop_ids'))
+def _uncached(params, window, lengths, done, rng, step, *, model: nn.Module, sampler: tuple,
+              stop_ids: tuple[int, ...]):
+  """The next token after each row's ``window[r, :lengths[r]]``; the rest of the fixed-size
+  window is padding, which causal attention keeps from the positions that matter."""
   logits = model.apply({'params': params}, window)
-  last = jax.lax.dynamic_index_in_dim(logits, length - 1, axis=1, keepdims=False)
-  return sample_logits(last, rng, *sampler)
+  last = jnp.take_along_axis(logits, (lengths - 1)[:, None, None], axis=1)[:, 0]
+  return _draw(last, rng, step, done, stop_ids, sampler)
+
+
+def complete(model: nn.Module, params, prompts: list[np.ndarray], max_new_tokens: int,
+             rng: jax.Array, *, stop_ids: tuple[int, ...] = (), temperature: float = 1.0,
+             top_k: int = 0, top_p: float = 1.0, use_cache: bool = True) -> list[np.ndarray]:
+  """Up to ``max_new_tokens`` new tokens for each prompt (of any lengths, one batch), each row
+  cut before the first of ``stop_ids`` it draws (EOS, a chat turn's end).
+
+  Greedy rows equal what each prompt gives alone. Within the model's context every token
+  costs one cached step; past it, the window slides (nanoGPT's behaviour) and, since learned
+  positions shift with the window, those tokens are computed without the cache.
+  """
+  if not len(prompts) or any(len(p) == 0 for p in prompts):
+    raise UsageError('give at least one prompt, each of at least one token')
+  sampler = (float(temperature), int(top_k), float(top_p))
+  stop_ids = tuple(sorted({int(i) for i in stop_ids}))
+  context = model.cfg.max_len
+  rows = [np.asarray(p, np.int32)[-context:] if len(p) > context else np.asarray(p, np.int32)
+          for p in prompts]
+  lengths = np.array([len(r) for r in rows], np.int32)
+  longest = int(lengths.max())
+  n_cached = min(max_new_tokens, context - longest) if use_cache else 0
+  new = np.zeros((len(rows), 0), np.int32)
+  done = np.zeros(len(rows), bool)
+  if n_cached > 0:
+    padded = np.zeros((len(rows), longest), np.int32)
+    for r, row in enumerate(rows):
+      padded[r, :len(row)] = row
+    new, done = _cached(params, padded, lengths, rng, model=model, n_new=n_cached,
+                        sampler=sampler, stop_ids=stop_ids)
+    new, done = np.asarray(new), np.asarray(done)
+  sequences = [np.concatenate([p, n]) for p, n in zip(prompts, new)]
+  for step in range(max(n_cached, 0), max_new_tokens):
+    if done.all():
+      break
+    window = np.zeros((len(rows), context), np.int32)
+    ends = np.zeros(len(rows), np.int32)
+    for r, seq in enumerate(sequences):
+      tail = seq[-context:]
+      window[r, :len(tail)], ends[r] = tail, len(tail)
+    token, now_done = _uncached(params, window, ends, done, rng, step, model=model,
+                                sampler=sampler, stop_ids=stop_ids)
+    token = np.asarray(token)
+    sequences = [np.append(seq, t) for seq, t in zip(sequences, token)]
+    done = np.asarray(now_done)
+  out = []
+  for prompt, seq in zip(prompts, sequences):
+    tokens = seq[len(prompt):]
+    stops = np.flatnonzero(np.isin(tokens, stop_ids)) if stop_ids else []
+    out.append(tokens[:stops[0]] if len(stops) else tokens)
+  return out
 
 
 def generate(model: nn.Module, params, prompt: np.ndarray, max_new_tokens: int, rng: jax.Array,
              *, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
              use_cache: bool = True) -> np.ndarray:
-  """Extends each row of ``prompt[batch, length]`` by ``max_new_tokens`` tokens."""
+  """Extends each row of ``prompt[batch, length]`` by exactly ``max_new_tokens`` tokens (no
+  stop tokens: the fixed-shape case benchmarks and samplers of a base model use)."""
   if prompt.ndim != 2 or prompt.shape[1] == 0:
     raise UsageError('the prompt must be a [batch, length] array with at least one token')
-  sampler = (float(temperature), int(top_k), float(top_p))
-  context = model.cfg.max_len
-  tokens = np.asarray(prompt, np.int32)
-  n_cached = min(max_new_tokens, context - tokens.shape[1]) if use_cache else 0
-  if n_cached > 0:
-    new = _cached(params, tokens, rng, model=model, n_new=n_cached, sampler=sampler)
-    tokens = np.concatenate([tokens, np.asarray(new)], axis=1)
-  for _ in range(max_new_tokens - max(n_cached, 0)):
-    window = tokens[:, -context:]
-    length = window.shape[1]
-    padded = np.zeros((tokens.shape[0], context), np.int32)
-    padded[:, :length] = window
-    token = _uncached(params, padded, length, jax.random.fold_in(rng, tokens.shape[1]),
-                      model=model, sampler=sampler)
-    tokens = np.concatenate([tokens, np.asarray(token)[:, None]], axis=1)
-  return tokens
+  prompt = np.asarray(prompt, np.int32)
+  new = complete(model, params, list(prompt), max_new_tokens, rng, temperature=temperature,
+                 top_k=top_k, top_p=top_p, use_cache=use_cache)
+  return np.concatenate([prompt, np.stack(new)], axis=1)
 
 
 @functools.partial(jax.jit, static_argnames=('model', 'n_new', 'sampler', 'start_id'))

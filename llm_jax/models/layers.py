@@ -337,10 +337,11 @@ class Attention(nn.Module):
 
   Self-attention passes ``kv_input=x``; cross-attention (``cross``) passes the encoder output.
   In ``decode`` mode the keys and values of every self-attention call are written into the
-  ``cache`` collection at ``cache_index``, so a prompt can be prefilled in one call and then
-  extended one token at a time inside a jitted loop. Cross-attention keys and values depend on
-  the encoder output alone: the decode call that passes it stores them, and later steps pass
-  ``kv_input=None`` to read them back instead of projecting the encoder output again.
+  ``cache`` collection at their positions, so a prompt can be prefilled in one call and then
+  extended one token at a time inside a jitted loop, each row at its own position.
+  Cross-attention keys and values depend on the encoder output alone: the decode call that
+  passes it stores them, and later steps pass ``kv_input=None`` to read them back instead of
+  projecting the encoder output again.
 
   ``position_bias(query_positions, key_positions)`` (T5's relative bias) is added to the
   scores; it is a function rather than an array because in decode mode only this layer knows
@@ -411,24 +412,27 @@ class Attention(nn.Module):
     return out
 
   def _update_cache(self, k, v, positions):
-    """Writes this call's keys/values at the cache index.
+    """Writes this call's keys/values into the cache at their positions, row by row (rows of
+    a ragged batch stand at different positions).
 
-    Returns the whole cache, its mask and the positions of its keys.
+    Returns the whole cache, its mask and the positions of its keys. A slot's position is its
+    index; causality keeps each query to slots at or before it, all of which its own row has
+    written (a prefill's padding slots are past the row's end, and each is overwritten by the
+    row's next token before any query reaches it).
     """
     initialized = self.has_variable('cache', 'cached_key')
     cached_k = self.variable('cache', 'cached_key', jnp.zeros, k.shape, k.dtype)
     cached_v = self.variable('cache', 'cached_value', jnp.zeros, v.shape, v.dtype)
-    index = self.variable('cache', 'cache_index', lambda: jnp.array(0, jnp.int32))
     if not initialized:  # the init call only shapes the cache (its length = the input's)
       return k, v, None, positions
-    start = index.value
-    cached_k.value = jax.lax.dynamic_update_slice(cached_k.value, k, (0, start, 0, 0))
-    cached_v.value = jax.lax.dynamic_update_slice(cached_v.value, v, (0, start, 0, 0))
-    index.value = start + k.shape[1]
+    write = jax.vmap(lambda cache, new, start: jax.lax.dynamic_update_slice_in_dim(
+        cache, new, start, axis=0))
+    cached_k.value = write(cached_k.value, k, positions[:, 0])
+    cached_v.value = write(cached_v.value, v, positions[:, 0])
     cache_len = cached_k.value.shape[1]
     key_positions = jnp.broadcast_to(jnp.arange(cache_len), (k.shape[0], cache_len))
-    mask = attention_mask(None, key_positions < index.value, True,
-                          query_positions=positions, key_positions=key_positions)
+    mask = attention_mask(None, None, True, query_positions=positions,
+                          key_positions=key_positions)
     return cached_k.value, cached_v.value, mask, key_positions
 
 
