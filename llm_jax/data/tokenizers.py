@@ -312,6 +312,9 @@ class HFTokenizer(_Base):
   def encode_with_specials(self, text: str) -> np.ndarray:
     return self.encode(text)  # the library matches added tokens' spellings itself
 
+  def special_strings(self) -> dict[str, int]:
+    return {self.hf.id_to_token(i): i for i in self.special.values()}
+
   def encode_batch(self, texts: Sequence[str]) -> list[np.ndarray]:
     encodings = self.hf.encode_batch(list(texts), add_special_tokens=False)
     return [np.array(e.ids, np.int32) for e in encodings]
