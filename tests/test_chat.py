@@ -109,7 +109,7 @@ def test_pieces_train_the_assistant_turns_and_their_end_markers(saved):
 
 
 def test_sentencepiece_reads_its_special_tokens_spelled_out():
-  sp = tokenizers.SentencePieceTokenizer.train(sample_texts() * 5, 300)
+  sp = tokenizers.SentencePieceTokenizer.train(sample_texts() * 5, 500)
   ids = sp.encode_with_specials('hi</s><s>hi')
   eos, bos = sp.special['eos'], sp.special['bos']
   np.testing.assert_array_equal(ids, np.concatenate([sp.encode('hi'), [eos, bos],
