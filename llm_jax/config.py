@@ -96,7 +96,7 @@ def base() -> ml_collections.ConfigDict:
   c.optim.weight_decay = 0.1
   c.optim.clip_norm = 1.0  # 0: no clipping
 
-  c.finetune = ml_collections.ConfigDict()  # objective='classification' only
+  c.finetune = ml_collections.ConfigDict()  # objectives classification and sft
   c.finetune.pretrained = ''  # a workdir of llm-jax train, or a convert --from-hf directory
   c.finetune.num_labels = 0  # 0: the label vocabulary's size (1 when data.regression)
   c.finetune.pooling = 'cls'  # cls | mean | last (decoders: last or mean)
@@ -109,6 +109,13 @@ def base() -> ml_collections.ConfigDict:
   c.finetune.lora_alpha = 16.0
   c.finetune.lora_dropout = 0.0
   c.finetune.lora_targets = ('attention/(query|value)$',)
+
+  c.sft = ml_collections.ConfigDict()  # objective='sft' only (data/sft.py)
+  c.sft.template = 'plain'  # plain: EOS, the turns, EOS after each answer | chat: the template
+  c.sft.chat_template = ''  # a .jinja file for template=chat ('': the tokenizer's own)
+  c.sft.prompt = '{text}'  # labelled examples: the user turn, the example's text at {text}
+  c.sft.responses = ()  # labelled examples: the answer to each label ((): the label names)
+  c.sft.loss_on = 'responses'  # responses | all (prompts and template markers too)
 
   c.parallel = ml_collections.ConfigDict()
   c.parallel.data = -1  # -1: every device not used by the other axes

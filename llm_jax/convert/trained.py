@@ -1,10 +1,10 @@
 """A workdir of ``llm-jax train`` as a Hugging Face checkpoint (``convert --to-hf WORKDIR``).
 
-A language model is written as an imported one is, its family inferred from the config. A
-classifier is written as its family's ``...ForSequenceClassification`` with any LoRA adapters
-merged into their kernels first, so that the checkpoint computes what the adapted model does.
-Only a WordPiece tokenizer has a Hugging Face form (its ``vocab.txt`` or ``tokenizer.json``);
-other tokenizers are left out and the summary says so.
+A language model is written as an imported one is, its family inferred from the config; a
+classifier as its family's ``...ForSequenceClassification``. LoRA adapters are merged into
+their kernels first, so that the checkpoint computes what the adapted model does. Hugging Face
+tokenizers (``tokenizer.json`` and its config files) and WordPiece ``vocab.txt`` files are
+written beside it; other tokenizers have no Hugging Face form and the summary says so.
 """
 
 from __future__ import annotations
@@ -26,15 +26,15 @@ def to_hf(trained: workdir_lib.Trained) -> tuple[dict, dict]:
   """(config.json, tensors) of a workdir's parameters (its best checkpoint where kept)."""
   cfg = config_lib.model_config(trained.config, trained.tokenizer.vocab_size)
   _check_positions(cfg, trained.tokenizer.special.get('pad'))
-  if not trained.task.labelled:
-    return hf.to_hf(cfg, trained.params)
   adapters = _lora(trained)
   params = lora.merge(trained.params, adapters) if adapters else trained.params
+  if not trained.task.labelled:
+    return hf.to_hf(cfg, params)
   return hf.classifier_to_hf(trained.model, params, trained.label_names)
 
 
 def _lora(trained: workdir_lib.Trained) -> lora.LoraConfig | None:
-  return getattr(trained.model, 'lora', None)  # a classifier's; the LSTM takes none
+  return getattr(trained.model, 'lora', None)  # a classifier's or a decoder's; not the LSTM's
 
 
 def _check_positions(cfg: TransformerConfig, pad: int | None) -> None:

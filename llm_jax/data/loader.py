@@ -41,10 +41,12 @@ def windows(ids: np.ndarray, batch_size: int, seq_len: int, seed: int, process_i
 
 def packed(source, frame: Callable[[dict], dict[str, np.ndarray]], lengths: dict[str, int],
            finish: Callable[[dict], dict], batch_size: int, seed: int, *, train: bool = True,
-           process_index: int = 0, process_count: int = 1, workers: int = 0) -> grain.IterDataset:
+           process_index: int = 0, process_count: int = 1, workers: int = 0,
+           whole: bool = False) -> grain.IterDataset:
   """Documents framed by ``frame`` (record -> token features), packed into rows of
   ``lengths`` by grain's concat-then-split (which adds ``<feature>_segment_ids`` and
-  ``_positions``), batched and named by ``finish``.
+  ``_positions``), batched and named by ``finish``. ``whole`` packs first-fit instead: no
+  example is cut across rows, which are padded where the next one does not fit.
 
   ``train`` shuffles per epoch and repeats; otherwise one ordered pass whose last batch is
   padded (segment id 0) so that the whole split is evaluated.
@@ -54,8 +56,13 @@ def packed(source, frame: Callable[[dict], dict[str, np.ndarray]], lengths: dict
   if train:
     ds = ds.shuffle(seed=seed).repeat(None)  # shuffle, then repeat: a new order each epoch
   ds = ds[process_index::process_count].map(frame)
-  rows = grain.experimental.ConcatThenSplitIterDataset(ds.to_iter_dataset(),
-                                                       length_struct=lengths)
+  if whole:
+    rows = grain.experimental.FirstFitPackIterDataset(
+        ds.to_iter_dataset(), length_struct=lengths, num_packing_bins=local_batch,
+        shuffle_bins=False)
+  else:
+    rows = grain.experimental.ConcatThenSplitIterDataset(ds.to_iter_dataset(),
+                                                         length_struct=lengths)
   pad = functools.partial(grain.experimental.batch_and_pad, batch_size=local_batch)
   rows = rows.batch(local_batch, batch_fn=None if train else pad).map(finish)
   if workers:

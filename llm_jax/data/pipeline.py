@@ -18,7 +18,7 @@ import numpy as np
 from jax.experimental import multihost_utils
 
 from llm_jax import tasks
-from llm_jax.data import lm, loader, sources, tokenizers
+from llm_jax.data import lm, loader, sft, sources, tokenizers
 from llm_jax.errors import UsageError
 
 Batches = Iterable[dict[str, np.ndarray]]
@@ -101,15 +101,18 @@ def lm_data(config: ml_collections.ConfigDict, tokenizer: tokenizers.Tokenizer |
   else:
     task = tasks.get(config.objective)
     task.check_special(tokenizer.special)
-    frame, lengths, finish = task.packing(tokenizer.special, t.seq_len, data.cross_document)
+    packing = task.packing(tokenizer.special, t.seq_len, data.cross_document)
+    if task.reads == 'conversation':
+      encode = sft.encoder(config.sft, tokenizer, data.text_field, prepared.label_names)
+    else:
+      def encode(record):
+        return tokenizer.encode(sources.text_of(record, data.text_field))
 
     def packed(split, batch_size, train):
-      def framed(record):
-        return frame(tokenizer.encode(sources.text_of(record, data.text_field)))
-      return loader.packed(prepared.splits[split], framed, lengths, finish, batch_size, seed,
-                           train=train, workers=data.workers,
-                           process_index=process_index if train else 0,
-                           process_count=process_count if train else 1)
+      return loader.packed(prepared.splits[split], lambda r: packing.frame(encode(r)),
+                           packing.lengths, packing.finish, batch_size, seed, train=train,
+                           workers=data.workers, process_index=process_index if train else 0,
+                           process_count=process_count if train else 1, whole=packing.whole)
 
     def train(state):
       return loader.Resumable(packed('train', t.batch_size, True), state)
@@ -220,6 +223,8 @@ def check(config: ml_collections.ConfigDict) -> list[str]:
   if data.cv_folds and (data.cv_folds < 2 or not 0 <= data.cv_fold < data.cv_folds):
     problems.append(f'data.cv_folds={data.cv_folds}, data.cv_fold={data.cv_fold}: '
                     'cross-validation needs at least 2 folds and 0 <= cv_fold < cv_folds')
+  if tasks.get(config.objective).reads == 'conversation':
+    problems += sft.errors(config)
   if tasks.get(config.objective).labelled:
     named = sources.NAMED.get(data.corpus, {})
     if named.get('format', data.format) == 'text' and not data.corpus.startswith('tfds:'):

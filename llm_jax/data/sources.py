@@ -27,7 +27,7 @@ import ml_collections
 import numpy as np
 
 from llm_jax import fileio, quiet
-from llm_jax.data import clean
+from llm_jax.data import chat, clean
 from llm_jax.errors import UsageError
 
 # Named corpora, relative to the data directory (CI points it at ../shared/data).
@@ -44,7 +44,8 @@ NAMED: dict[str, dict[str, Any]] = {
 # Corpora shipped inside the package: a fresh clone trains on these with no data directory.
 EMBEDDED = {'tinyshakespeare': 'tinyshakespeare.txt.gz'}
 UNITS = ('file', 'line', 'paragraph')
-FORMATS = ('text', 'tsv', 'csv', 'jsonl')
+# chat: JSONL conversations ("messages", or "prompt" and "response"), kept as their JSON text
+FORMATS = ('text', 'tsv', 'csv', 'jsonl', 'chat')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,7 +68,7 @@ class Spec:
 
   @property
   def labelled(self) -> bool:
-    return self.format != 'text'
+    return self.format not in ('text', 'chat')
 
 
 def data_dir(data: ml_collections.ConfigDict) -> str:
@@ -220,9 +221,30 @@ def _file_records(path: str, spec: Spec) -> list[dict]:
       shape = 'only a header line' if spec.header and read_text(path).strip() else 'no rows'
       raise UsageError(f'data file {path} has {shape}; give a file with labelled rows')
     return records
-  records = [{'text': t} for t in _units(read_text(path), spec.unit)]
+  if spec.format == 'chat':
+    records = _conversations(path)
+  else:
+    records = [{'text': t} for t in _units(read_text(path), spec.unit)]
   if not records:
     raise UsageError(f'data file {path} is empty; give a file with text')
+  return records
+
+
+def _conversations(path: str) -> list[dict]:
+  """A chat JSONL file's records, each conversation as the JSON of its messages (so that
+  cleaning and dedup see one text per conversation)."""
+  records = []
+  for n, line in enumerate(read_text(path).split('\n'), 1):
+    if not line.strip():
+      continue
+    try:
+      record = json.loads(line)
+    except json.JSONDecodeError as e:
+      raise UsageError(f'{path}:{n}: not a JSON object ({e.msg})') from None
+    if not isinstance(record, dict):
+      raise UsageError(f'{path}:{n}: not a JSON object')
+    messages = chat.messages_of(record, f'{path}:{n}')
+    records.append({'text': json.dumps(messages, ensure_ascii=False)})
   return records
 
 

@@ -146,6 +146,51 @@ def complete(model: nn.Module, params, prompts: list[np.ndarray], max_new_tokens
   return out
 
 
+@functools.partial(jax.jit, static_argnames=('model', 'total'))
+def _prefill(params, prompt, *, model: nn.Module, total: int):
+  """One prompt's last logits and its cache, sized for ``total`` tokens."""
+  shapes = jax.eval_shape(lambda: model.init(
+      jax.random.key(0), jnp.zeros((prompt.shape[0], total), jnp.int32), decode=True))
+  cache = jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), shapes['cache'])
+  positions = jnp.broadcast_to(jnp.arange(prompt.shape[1]), prompt.shape)
+  logits, updated = model.apply({'params': params, 'cache': cache}, prompt, positions,
+                                decode=True, mutable=['cache'])
+  return logits[:, -1], updated['cache']
+
+
+@functools.partial(jax.jit, static_argnames=('model',), donate_argnames=('cache',))
+def _extend(params, token, position, cache, *, model: nn.Module):
+  logits, updated = model.apply({'params': params, 'cache': cache}, token[:, None],
+                                position[:, None], decode=True, mutable=['cache'])
+  return logits[:, -1], updated['cache']
+
+
+_sample = jax.jit(sample_logits, static_argnames=('temperature', 'top_k', 'top_p'))
+
+
+def stream(model: nn.Module, params, prompt: np.ndarray, max_new_tokens: int, rng: jax.Array,
+           *, stop_ids: tuple[int, ...] = (), temperature: float = 1.0, top_k: int = 0,
+           top_p: float = 1.0):
+  """One prompt's new tokens one at a time, as they are drawn (for a terminal), until a stop
+  token (not yielded), the budget or the model's context. Token ``i`` is drawn with
+  ``fold_in(rng, i)``, as ``complete`` draws it, so the two agree."""
+  prompt = np.asarray(prompt, np.int32)[None]
+  n = min(max_new_tokens, model.cfg.max_len - prompt.shape[1])
+  if n <= 0:
+    return
+  logits, cache = _prefill(params, prompt, model=model, total=prompt.shape[1] + n)
+  for i in range(n):
+    token = _sample(logits, jax.random.fold_in(rng, i), temperature=float(temperature),
+                    top_k=int(top_k), top_p=float(top_p))
+    value = int(token[0])
+    if value in stop_ids:
+      return
+    yield value
+    if i + 1 < n:
+      logits, cache = _extend(params, token, jnp.array([prompt.shape[1] + i]), cache,
+                              model=model)
+
+
 def generate(model: nn.Module, params, prompt: np.ndarray, max_new_tokens: int, rng: jax.Array,
              *, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
              use_cache: bool = True) -> np.ndarray:

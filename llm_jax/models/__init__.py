@@ -17,12 +17,19 @@ from llm_jax.models.transformer import DecoderLM, TransformerConfig
 MODELS = {'decoder': DecoderLM, 'encoder': EncoderLM, 'encoder_decoder': EncoderDecoderLM}
 
 
-def build(cfg: TransformerConfig) -> nn.Module:
-  """The language model of ``cfg.kind``."""
+def build(cfg: TransformerConfig, lora: LoraConfig | None = None) -> nn.Module:
+  """The language model of ``cfg.kind``; ``lora`` adapts a decoder's projections."""
   if cfg.kind == 'lstm':
     raise UsageError('model.kind="lstm" is a classifier, not a language model: train it with '
                      'objective="classification"')
-  return MODELS[cfg.kind](cfg)
+  if lora is None:
+    return MODELS[cfg.kind](cfg)
+  if cfg.kind != 'decoder':
+    raise UsageError(f'LoRA adapts decoders and classifiers, not a {cfg.kind} language model: '
+                     'set finetune.lora_rank=0')
+  if lora.errors():
+    raise UsageError(lora.errors()[0])
+  return DecoderLM(cfg, lora)
 
 
 def build_classifier(cfg: TransformerConfig, num_labels: int, *, pooling: str = 'cls',

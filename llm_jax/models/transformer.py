@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 
 from llm_jax.models import layers, paths
+from llm_jax.models import lora as lora_lib
 
 # lstm: the Keras-style non-Transformer classifier (models/lstm.py), a classifier only
 KINDS = ('decoder', 'encoder', 'encoder_decoder', 'lstm')
@@ -376,10 +377,12 @@ class DecoderLM(nn.Module):
   """A decoder-only language model (GPT-2, LLaMA-style) returning float32 logits.
 
   ``positions`` default to ``0..length-1``; packed rows pass per-document positions and
-  ``segment_ids`` so attention never crosses a document boundary.
+  ``segment_ids`` so attention never crosses a document boundary. ``lora`` adapts the
+  projections it targets (instruction tuning with adapters).
   """
 
   cfg: TransformerConfig
+  lora: lora_lib.LoraConfig | None = None
 
   @nn.compact
   def __call__(self, tokens: jax.Array, positions: jax.Array | None = None,
@@ -387,11 +390,12 @@ class DecoderLM(nn.Module):
                decode: bool = False) -> jax.Array:
     cfg = self.cfg
     positions = default_positions(tokens, positions)
-    embed = layers.Embed(cfg.vocab_size, cfg.d_model, cfg.init_std, cfg.compute_dtype,
-                         name='embed')
-    x = embed(tokens)
-    if cfg.embed_scale:  # in the compute dtype, as Gemma's normalizer
-      x = x * jnp.asarray(math.sqrt(cfg.d_model), cfg.compute_dtype)
-    x = Stack(cfg, cfg.num_layers, causal=True, name='decoder')(
-        x, positions, segment_ids, deterministic=deterministic, decode=decode)
-    return output_logits(cfg, x, embed, make_lm_head(cfg, 'lm_head'))
+    with lora_lib.enabled(self.lora, deterministic):
+      embed = layers.Embed(cfg.vocab_size, cfg.d_model, cfg.init_std, cfg.compute_dtype,
+                           name='embed')
+      x = embed(tokens)
+      if cfg.embed_scale:  # in the compute dtype, as Gemma's normalizer
+        x = x * jnp.asarray(math.sqrt(cfg.d_model), cfg.compute_dtype)
+      x = Stack(cfg, cfg.num_layers, causal=True, name='decoder')(
+          x, positions, segment_ids, deterministic=deterministic, decode=decode)
+      return output_logits(cfg, x, embed, make_lm_head(cfg, 'lm_head'))

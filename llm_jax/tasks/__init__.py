@@ -9,11 +9,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from llm_jax.errors import UsageError
-from llm_jax.tasks import causal_lm, classification, masked_lm, span_corruption
+from llm_jax.tasks import causal_lm, classification, masked_lm, sft, span_corruption
 from llm_jax.tasks.base import Loss, Packing, Task
 
 TASKS: dict[str, Task] = {t.TASK.name: t.TASK for t in (causal_lm, masked_lm, span_corruption,
-                                                         classification)}
+                                                         classification, sft)}
 
 
 def get(name: str) -> Task:

@@ -18,7 +18,7 @@ import abc
 import dataclasses
 import functools
 from collections.abc import Callable, Mapping
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import flax.linen as nn
 import jax
@@ -30,18 +30,29 @@ from llm_jax.errors import UsageError
 from llm_jax.models import TransformerConfig
 
 Loss = Callable[..., tuple[jax.Array, dict[str, jax.Array]]]
+
+
+def lora_config(finetune: ml_collections.ConfigDict) -> models.LoraConfig | None:
+  """The finetune section's LoRA adapters (None when ``lora_rank`` is 0)."""
+  f = finetune
+  return (models.LoraConfig(rank=f.lora_rank, alpha=f.lora_alpha, dropout=f.lora_dropout,
+                            targets=tuple(f.lora_targets)) if f.lora_rank else None)
 # the whole-split figures every task's evaluation reports (loss sums -> means)
 LM_METRICS = ('loss', 'perplexity', 'accuracy')
 
 
 class Packing(NamedTuple):
-  """How a task's documents become packed rows: ``frame(ids)`` -> token features of one
-  document, ``lengths`` the packed row length of each feature, ``finish(rows)`` -> the
-  batch the loss reads (from grain's rows with ``<feature>_segment_ids``/``_positions``)."""
+  """How a task's documents become packed rows: ``frame(encoded)`` -> token features of one
+  document (``encoded``: what the pipeline made of a record, as ``Task.reads`` asks),
+  ``lengths`` the packed row length of each feature, ``finish(rows)`` -> the batch the loss
+  reads (from grain's rows with ``<feature>_segment_ids``/``_positions``). ``whole``: examples
+  are never cut across rows (first-fit packing pads rows instead; documents are cut to fill).
+  """
 
-  frame: Callable[[np.ndarray], dict[str, np.ndarray]]
+  frame: Callable[[Any], dict[str, np.ndarray]]
   lengths: dict[str, int]
   finish: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
+  whole: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,9 +64,13 @@ class Task(abc.ABC):
   needs: tuple[str, ...] = ()  # special tokens its framing and loss read
   # data.batching values it accepts; (): it batches its own way and ignores the field
   batchings: tuple[str, ...] = ('packed',)
-  # labelled examples (text, label) rather than documents; its model is a classifier whose
-  # training follows the finetune section (pretrained body, freezing, LoRA)
+  # labelled examples (text, label) rather than documents; its model is a classifier
   labelled: bool = False
+  # trains under the finetune section: freezing specs, layer decay, LoRA adapters
+  finetunes: bool = False
+  # what the pipeline makes of a record for ``packing``'s frame: 'text' (its token ids) or
+  # 'conversation' (ids and a 0/1 array of those trained on: data/chat.py)
+  reads: str = 'text'
 
   @abc.abstractmethod
   def loss(self, model: nn.Module, params, batch: dict[str, jax.Array], rng: jax.Array,

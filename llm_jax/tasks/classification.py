@@ -5,12 +5,11 @@ from __future__ import annotations
 import dataclasses
 
 import jax
-import ml_collections
 
 from llm_jax import config as config_lib
 from llm_jax import models, objectives
 from llm_jax.models import lstm
-from llm_jax.tasks.base import LM_METRICS, Task
+from llm_jax.tasks.base import LM_METRICS, Task, lora_config
 
 
 def logits(model, params, batch: dict[str, jax.Array], rng: jax.Array | None = None,
@@ -23,18 +22,13 @@ def logits(model, params, batch: dict[str, jax.Array], rng: jax.Array | None = N
                      deterministic=not train, rngs={'dropout': rng} if train else {})
 
 
-def lora_config(finetune: ml_collections.ConfigDict) -> models.LoraConfig | None:
-  f = finetune
-  return (models.LoraConfig(rank=f.lora_rank, alpha=f.lora_alpha, dropout=f.lora_dropout,
-                            targets=tuple(f.lora_targets)) if f.lora_rank else None)
-
-
 @dataclasses.dataclass(frozen=True)
 class Classification(Task):
   name: str = 'classification'
   model_kinds: tuple[str, ...] = ('decoder', 'encoder', 'lstm')
   batchings: tuple[str, ...] = ()  # padded, length-bucketed examples (data.loader)
   labelled: bool = True
+  finetunes: bool = True
 
   def loss(self, model, params, batch, rng, train):
     """``batch['labels']`` ``[batch]``, and ``example_mask`` (0 on the padding rows of a last

@@ -56,7 +56,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
   problems += optim.errors(config.optim, config.train.steps)
   problems += pipeline.check(config)
   problems += parallel.errors(config.parallel)
-  if task.labelled:
+  if task.finetunes:
     problems += freeze.errors(config.finetune.freeze, config.finetune.layer_decay)
   kind = config.model.kind
   if kind not in task.model_kinds:

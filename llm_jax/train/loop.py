@@ -145,7 +145,7 @@ def _train(config, workdir, stop, closing, progress, profile) -> dict[str, Any]:
       state = state.replace(params=jax.device_put(params, jax.tree_util.tree_map(
           lambda x: x.sharding, state.params)))
       print(report.summary(), file=sys.stderr)
-  if task.labelled:
+  if task.finetunes:
     trainable, total = freeze.count(state.params, config.finetune.freeze)
     print(f'trainable parameters: {trainable:,} of {total:,} ({100 * trainable / total:.2f}%)',
           file=sys.stderr)

@@ -118,7 +118,7 @@ def build(config: ml_collections.ConfigDict, model_cfg: TransformerConfig,
           special: Mapping[str, int] | None = None,
           label_names: tuple[str, ...] = ()) -> Setup:
   """``special`` is the tokenizer's special-token map, which objectives such as masked LM
-  need; ``label_names`` size a classifier's head. A labelled task's optimizer trains only
+  need; ``label_names`` size a classifier's head. A finetuning task's optimizer trains only
   what ``finetune.freeze`` leaves trainable."""
   t, f = config.train, config.finetune
   task = tasks.get(config.objective)
@@ -130,7 +130,7 @@ def build(config: ml_collections.ConfigDict, model_cfg: TransformerConfig,
   mesh = parallel.make_mesh(config.parallel)
   tx = optim.make(config.optim, t.steps)
   freeze_spec = 'all'
-  if task.labelled:
+  if task.finetunes:
     tx = freeze.wrap(tx, f.freeze, f.layer_decay, scanned=model_cfg.scan_layers)
     freeze_spec = f.freeze
   model = task.model(model_cfg, config, label_names)

@@ -7,6 +7,7 @@ exporting build the model, never an optimizer, so they work whatever the run tra
 from __future__ import annotations
 
 import dataclasses
+import os
 
 import flax.linen as nn
 import jax
@@ -30,6 +31,7 @@ class Trained:
   params: dict  # host arrays
   step: int
   label_names: tuple[str, ...] = ()
+  imported: bool = False  # a directory of convert --from-hf, not a run of llm-jax train
 
   @property
   def task(self) -> tasks.Task:
@@ -51,6 +53,8 @@ def load(workdir: str, checkpoint: str = 'auto') -> Trained:
   there is one. Whatever mesh the run trained on, the parameters come back to the host."""
   if checkpoint not in CHECKPOINTS:
     raise UsageError(f'checkpoint {checkpoint!r} is not one of {CHECKPOINTS}')
+  if imported.is_imported(workdir):
+    return _imported(workdir)
   config = layout.read_config(workdir)
   if config is None:
     raise FileNotFoundError(f'{workdir} has no {layout.CONFIG}: is it a workdir of llm-jax '
@@ -72,6 +76,22 @@ def load(workdir: str, checkpoint: str = 'auto') -> Trained:
       abstract_params(model, model_cfg, config.train.seq_len))
   checkpoints.close()
   return Trained(config, tokenizer, model, jax.device_get(params), record['step'], label_names)
+
+
+def _imported(directory: str) -> Trained:
+  """A directory of ``convert --from-hf`` as a decoder to sample from (its tokenizer: the
+  checkpoint's own files)."""
+  cfg, params, _ = imported.read(directory)
+  tokenizer_dir = os.path.join(directory, imported.TOKENIZER_DIR)
+  if not os.path.isfile(os.path.join(tokenizer_dir, 'tokenizer.json')):
+    raise FileNotFoundError(f'{directory} holds no Hugging Face tokenizer.json '
+                            f'({imported.TOKENIZER_DIR}/): convert a checkpoint that has one')
+  config = config_lib.base()
+  config.objective = 'causal_lm'
+  config.model.update({k: v for k, v in dataclasses.asdict(cfg).items()})
+  config.train.seq_len = cfg.max_len
+  return Trained(config, tokenizers.from_file(tokenizer_dir), models.build(cfg), params, 0,
+                 imported=True)
 
 
 def pretrained_params(path: str) -> dict:

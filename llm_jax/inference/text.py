@@ -1,0 +1,101 @@
+"""Text in, text out: prompts (or chat turns through the model's chat template) to completions,
+cut at EOS, at the end-of-turn token or at any stop string; and a token-by-token stream for
+the terminal.
+
+The stop tokens are the tokenizer's EOS and, for a chat prompt, any of ``stop`` that is one
+token's spelling (``<|im_end|>``); other stop strings cut the decoded text at their first
+occurrence, which is what stopping there would have produced (later tokens never change
+earlier ones).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import jax
+import numpy as np
+
+from llm_jax.data import chat, tokenizers
+from llm_jax.errors import UsageError
+from llm_jax.inference import generate
+
+
+def prompt_text(tokenizer: tokenizers.Tokenizer, prompt: str, *, chat_template: str = '',
+                as_chat: bool = False) -> str:
+  """The prompt as the model reads it: with ``as_chat``, one user turn rendered by the chat
+  template (``chat_template``, else the tokenizer's) up to the assistant's turn."""
+  if not as_chat:
+    return prompt
+  template = chat_template or tokenizer.chat_template
+  if not template:
+    raise UsageError(f'--chat needs a chat template, and the {tokenizer.kind} tokenizer has '
+                     'none: give --chat-template FILE.jinja')
+  return chat.render(template, [{'role': 'user', 'content': prompt}],
+                     chat.special_text(tokenizer), add_generation_prompt=True)
+
+
+def prompt_ids(tokenizer: tokenizers.Tokenizer, prompt: str, chat_template: str,
+               as_chat: bool, start_id: int | None) -> np.ndarray:
+  ids = tokenizer.encode_with_specials(prompt_text(tokenizer, prompt,
+                                                   chat_template=chat_template, as_chat=as_chat))
+  return ids if start_id is None else np.concatenate([[start_id], ids]).astype(np.int32)
+
+
+def stop_ids(tokenizer: tokenizers.Tokenizer, stop: Sequence[str]) -> tuple[int, ...]:
+  spelled = tokenizer.special_strings()
+  ids = {spelled[s] for s in stop if s in spelled}
+  if 'eos' in tokenizer.special:
+    ids.add(tokenizer.special['eos'])
+  return tuple(sorted(ids))
+
+
+def cut(text: str, stop: Sequence[str]) -> str:
+  """``text`` up to the first of the ``stop`` strings."""
+  ends = [text.find(s) for s in stop if s and s in text]
+  return text[:min(ends)] if ends else text
+
+
+def complete(model, params, tokenizer: tokenizers.Tokenizer, prompts: Sequence[str], *,
+             max_new_tokens: int = 64, stop: Sequence[str] = (), as_chat: bool = False,
+             chat_template: str = '', start_id: int | None = None, temperature: float = 0.0,
+             top_k: int = 0, top_p: float = 1.0, seed: int = 0) -> list[str]:
+  """The completion of each prompt (one batch, any lengths), greedy unless a temperature is
+  given; ``start_id`` (EOS for a decoder trained here, whose documents start after one)
+  goes before each prompt."""
+  encoded = [prompt_ids(tokenizer, p, chat_template, as_chat, start_id) for p in prompts]
+  new = generate.complete(model, params, encoded, max_new_tokens, jax.random.key(seed),
+                          stop_ids=stop_ids(tokenizer, stop), temperature=temperature,
+                          top_k=top_k, top_p=top_p)
+  return [cut(tokenizer.decode(ids), stop) for ids in new]
+
+
+def stream(model, params, tokenizer: tokenizers.Tokenizer, prompt: str, *,
+           max_new_tokens: int = 64, stop: Sequence[str] = (), as_chat: bool = False,
+           chat_template: str = '', start_id: int | None = None, temperature: float = 0.0,
+           top_k: int = 0, top_p: float = 1.0, seed: int = 0) -> Iterator[str]:
+  """The completion of one prompt in pieces as they are decoded: what ``complete`` returns,
+  joined. Text that could begin a stop string is held back until it cannot. Past the model's
+  context (where the window slides and the cache cannot serve) it comes in one piece."""
+  ids = prompt_ids(tokenizer, prompt, chat_template, as_chat, start_id)
+  if len(ids) + max_new_tokens > model.cfg.max_len:
+    yield complete(model, params, tokenizer, [prompt], max_new_tokens=max_new_tokens,
+                   stop=stop, as_chat=as_chat, chat_template=chat_template, start_id=start_id,
+                   temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)[0]
+    return
+  hold = max((len(s) for s in stop), default=1) - 1
+  new, shown = [], 0
+  for token in generate.stream(model, params, ids, max_new_tokens, jax.random.key(seed),
+                               stop_ids=stop_ids(tokenizer, stop), temperature=temperature,
+                               top_k=top_k, top_p=top_p):
+    new.append(token)
+    text = tokenizer.decode(new)
+    if cut(text, stop) != text:
+      yield cut(text, stop)[shown:]
+      return
+    safe = len(text) - hold if not text.endswith('\ufffd') else text.rfind('\ufffd')
+    if safe > shown:
+      yield text[shown:safe]
+      shown = safe
+  text = cut(tokenizer.decode(new), stop)
+  if len(text) > shown:
+    yield text[shown:]
