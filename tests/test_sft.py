@@ -121,3 +121,117 @@ def _base_of(params):
   if not isinstance(params, dict):
     return params
   return {k: _base_of(v) for k, v in params.items() if k != 'lora'}
+
+
+PAIRS = {'sky': 'blue', 'grass': 'green', 'snow': 'white', 'coal': 'black', 'blood': 'red',
+         'sun': 'yellow', 'sea': 'deep blue', 'night': 'dark'}
+CHATML = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
+          "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+
+
+def chat_jsonl(path, repeats):
+  lines = [json.dumps({'messages': [{'role': 'user', 'content': f'colour of {thing}?'},
+                                    {'role': 'assistant', 'content': colour}]})
+           for _ in range(repeats) for thing, colour in PAIRS.items()]
+  path.write_text('\n'.join(lines) + '\n')
+  return str(path)
+
+
+@pytest.fixture(scope='module')
+def imported_qwen(tmp_path_factory):
+  """A random tiny Qwen2 with a ChatML byte-level BPE tokenizer, saved as transformers saves
+  them and converted in with ``llm-jax convert --from-hf``."""
+  import torch
+  import transformers
+  from tokenizers import ByteLevelBPETokenizer
+
+  from llm_jax import cli
+  root = tmp_path_factory.mktemp('qwen')
+  backend = ByteLevelBPETokenizer()
+  texts = [f'colour of {t}? {c}' for t, c in PAIRS.items()] * 4 + ['user assistant system']
+  backend.train_from_iterator(texts, vocab_size=300, special_tokens=[
+      '<|endoftext|>', '<|im_start|>', '<|im_end|>'])
+  tokenizer = transformers.PreTrainedTokenizerFast(
+      tokenizer_object=backend._tokenizer, eos_token='<|im_end|>', pad_token='<|endoftext|>',
+      chat_template=CHATML)
+  torch.manual_seed(0)
+  config = transformers.Qwen2Config(vocab_size=len(tokenizer), hidden_size=32,
+                                    num_hidden_layers=2, num_attention_heads=4,
+                                    num_key_value_heads=2, intermediate_size=64,
+                                    max_position_embeddings=64, tie_word_embeddings=True,
+                                    initializer_range=0.2)
+  transformers.Qwen2ForCausalLM(config).save_pretrained(root / 'hf')
+  tokenizer.save_pretrained(root / 'hf')
+  cli.main(['convert', '--from-hf', str(root / 'hf'), '--out', str(root / 'ours')])
+  return root
+
+
+@pytest.mark.slow
+def test_lora_instruction_tuning_of_an_imported_chat_model(imported_qwen, tmp_path, capsys):
+  """Qwen2 in, LoRA SFT through its ChatML template (loss on the answers), the base weights
+  bit-identical, answers generated with --chat, out again with the adapters merged: the
+  exported checkpoint's logits equal the adapted model's."""
+  import torch
+  import transformers
+
+  from llm_jax import cli, workdir
+  from llm_jax.inference import text
+  from llm_jax.workdir import imported
+  ours = imported_qwen / 'ours'
+  model_fields = json.loads((ours / imported.MODEL_CONFIG).read_text())
+  run = tmp_path / 'run'
+  cli.main(['train', f'--workdir={run}', '--config=configs/shakespeare_char.py',
+            '--config.objective=sft', '--config.data.corpus=files', '--config.data.format=chat',
+            '--config.data.batching=packed',
+            f'--config.data.files.train={chat_jsonl(tmp_path / "train.jsonl", 4)}',
+            f'--config.data.files.validation={chat_jsonl(tmp_path / "val.jsonl", 1)}',
+            '--config.data.tokenizer=hf', f'--config.data.tokenizer_path={ours}/hf_tokenizer',
+            '--config.sft.template=chat', f'--config.finetune.pretrained={ours}',
+            '--config.finetune.lora_rank=8', '--config.finetune.freeze=lora',
+            "--config.finetune.lora_targets=('attention/(query|value)$', 'mlp/wo$')",
+            '--config.train.batch_size=8', '--config.train.seq_len=32', '--config.train.steps=60',
+            '--config.train.log_every=20', '--config.train.eval_every=0',
+            '--config.train.checkpoint_every=60', '--config.optim.lr=3e-2',
+            '--config.optim.warmup_steps=5', '--config.optim.weight_decay=0.0'] +
+           [f'--config.model.{k}={v if isinstance(v, str) else repr(v)}'
+            for k, v in model_fields.items()])
+  capsys.readouterr()
+  losses = [r['loss'] for r in map(json.loads, (run / 'metrics.jsonl').read_text().splitlines())
+            if r.get('split') == 'train']
+  assert losses[-1] < 0.5 * losses[0]
+  trained = workdir.load(str(run))
+  base = imported.read(str(ours))[1]
+  attention = trained.params['decoder']['block_1']['attention']
+  np.testing.assert_array_equal(attention['query']['kernel'],
+                                base['decoder']['block_1']['attention']['query']['kernel'])
+  assert 'lora' in attention['query'] and 'lora' not in attention['key']
+
+  cli.main(['eval', f'--workdir={run}', '--json'])
+  report = json.loads(capsys.readouterr().out)
+  answer_tokens = sum(len(trained.tokenizer.encode_with_specials(f'{c}<|im_end|>\n'))
+                      for c in PAIRS.values())  # each answer, its end of turn and newline
+  assert report['split'] == 'validation' and report['tokens'] == answer_tokens
+  assert report['loss'] < 0.5 * losses[0] and report['accuracy'] > 0.9  # the answer tokens
+  questions = [f'colour of {t}?' for t in PAIRS]
+  answers = text.complete(trained.model, trained.params, trained.tokenizer, questions,
+                          as_chat=True, max_new_tokens=6)
+  assert sum(a == c for a, c in zip(answers, PAIRS.values())) >= 6, answers
+  streamed = ''.join(text.stream(trained.model, trained.params, trained.tokenizer, questions[0],
+                                 as_chat=True, max_new_tokens=6))
+  assert streamed == answers[0]
+  cli.main(['generate', f'--workdir={run}', '--chat', '--prompt=colour of sky?',
+            '--temperature=0', '--max-new-tokens=6'])
+  assert capsys.readouterr().out == answers[0] + '\n'
+
+  cli.main(['convert', '--to-hf', str(run), '--out', str(tmp_path / 'back')])
+  hf_model = transformers.Qwen2ForCausalLM.from_pretrained(tmp_path / 'back').eval()
+  reference = transformers.AutoTokenizer.from_pretrained(tmp_path / 'back')
+  ids = np.asarray([trained.tokenizer.encode_with_specials(text.prompt_text(
+      trained.tokenizer, questions[1], as_chat=True))])
+  assert ids[0].tolist() == reference.apply_chat_template(
+      [{'role': 'user', 'content': questions[1]}], add_generation_prompt=True,
+      tokenize=True, return_dict=True)['input_ids']
+  with torch.no_grad():
+    theirs = hf_model(torch.from_numpy(ids)).logits.numpy()
+  np.testing.assert_allclose(trained.model.apply({'params': trained.params}, ids), theirs,
+                             atol=1e-5)

@@ -27,7 +27,7 @@ HF_CONFIG = 'hf_config.json'
 TOKENIZER_DIR = 'hf_tokenizer'
 TOKENIZER_FILES = ('tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json',
                    'added_tokens.json', 'vocab.txt', 'vocab.json', 'merges.txt', 'spiece.model',
-                   'tokenizer.model')
+                   'tokenizer.model', 'chat_template.jinja', 'generation_config.json')
 
 
 def is_imported(path: str) -> bool:
