@@ -94,3 +94,28 @@ def test_a_stop_token_ends_its_row_only(lm):
     expected = whole[:first[0]] if len(first) else whole
     np.testing.assert_array_equal(row, expected)
   assert len(cut[1]) <= 3 and any(len(r) == 12 for r in cut)
+
+
+def test_texts_stop_at_eos_and_at_stop_strings_and_stream_the_same(lm):
+  """Sampled (seeded) completions from a char tokenizer: with a character of the free run as
+  EOS, each row ends before its first occurrence; a stop string cuts the text where it first
+  occurs; the stream of one prompt joins to its completion (a sample depends on the batch
+  it is drawn in, so alone)."""
+  from llm_jax.data import tokenizers
+  from llm_jax.inference import text
+  model, params, _ = lm
+  tokenizer = tokenizers.CharTokenizer([chr(c) for c in range(ord('a'), ord('a') + 26)] +
+                                       list(' .,;:!?\n-\'0123456'))
+  prompts, options = ['abc', 'hello there'], dict(max_new_tokens=20, temperature=1.0, seed=3)
+  free = text.complete(model, params, tokenizer, prompts, **options)
+  eos = free[1][10]
+  tokenizer.special = {'eos': tokenizer.encode(eos)[0]}
+  stopped = text.complete(model, params, tokenizer, prompts, **options)
+  assert stopped == [f.split(eos)[0] for f in free] and len(stopped[1]) <= 10
+  target = stopped[1][2:4]
+  assert len(target) == 2, stopped
+  cut = text.complete(model, params, tokenizer, prompts, stop=[target], **options)
+  assert cut == [s[:s.find(target)] if target in s else s for s in stopped]
+  alone = text.complete(model, params, tokenizer, prompts[1:], stop=[target], **options)
+  assert ''.join(text.stream(model, params, tokenizer, prompts[1], stop=[target],
+                             **options)) == alone[0]

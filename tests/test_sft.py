@@ -206,8 +206,9 @@ def test_lora_instruction_tuning_of_an_imported_chat_model(imported_qwen, tmp_pa
                                 base['decoder']['block_1']['attention']['query']['kernel'])
   assert 'lora' in attention['query'] and 'lora' not in attention['key']
 
-  cli.main(['eval', f'--workdir={run}', '--json'])
+  cli.main(['eval', f'--workdir={run}', '--answers', '--json'])
   report = json.loads(capsys.readouterr().out)
+  assert report['answers'] == len(PAIRS) and report['answer_accuracy'] >= 0.75
   answer_tokens = sum(len(trained.tokenizer.encode_with_specials(f'{c}<|im_end|>\n'))
                       for c in PAIRS.values())  # each answer, its end of turn and newline
   assert report['split'] == 'validation' and report['tokens'] == answer_tokens
@@ -215,7 +216,8 @@ def test_lora_instruction_tuning_of_an_imported_chat_model(imported_qwen, tmp_pa
   questions = [f'colour of {t}?' for t in PAIRS]
   answers = text.complete(trained.model, trained.params, trained.tokenizer, questions,
                           as_chat=True, max_new_tokens=6)
-  assert sum(a == c for a, c in zip(answers, PAIRS.values())) >= 6, answers
+  right = sum(a == c for a, c in zip(answers, PAIRS.values()))
+  assert right / len(PAIRS) == report['answer_accuracy'], answers
   streamed = ''.join(text.stream(trained.model, trained.params, trained.tokenizer, questions[0],
                                  as_chat=True, max_new_tokens=6))
   assert streamed == answers[0]

@@ -15,6 +15,8 @@ def add(sub) -> None:
   ev.add_argument('--split', default='validation', help='validation or test')
   ev.add_argument('--checkpoint', default='auto', choices=CHECKPOINTS,
                   help='auto: the best (train.select_metric) where kept, else the latest')
+  ev.add_argument('--answers', action='store_true',
+                  help='instruction tuning: also generate each answer, report exact match')
   ev.add_argument('--json', action='store_true')
   ev.set_defaults(fn=run)
 
@@ -22,5 +24,5 @@ def add(sub) -> None:
 def run(args, overrides) -> None:
   from llm_jax.evaluation import report
   args_lib.refuse_overrides('eval', overrides, ': it evaluates the run as it was trained')
-  result = report.run(args.workdir, args.split, args.checkpoint)
+  result = report.run(args.workdir, args.split, args.checkpoint, args.answers)
   print(json.dumps(result, indent=1) if args.json else report.table(result))

@@ -124,6 +124,19 @@ def lm_data(config: ml_collections.ConfigDict, tokenizer: tokenizers.Tokenizer |
   return LMData(tokenizer, train, estimate, full, prepared.report)
 
 
+def answer_examples(config: ml_collections.ConfigDict, tokenizer: tokenizers.Tokenizer,
+                    split: str) -> list[tuple[np.ndarray, str]]:
+  """An instruction-tuning split as (prompt ids, the answer it should get), for evaluation by
+  generation."""
+  prepared = sources.prepare(config.data)
+  if split not in prepared.splits:
+    raise UsageError(f'{config.data.corpus} has no {split!r} split')
+  answer = sft.encoder(config.sft, tokenizer, config.data.text_field, prepared.label_names,
+                       for_answers=True)
+  source = prepared.splits[split]
+  return [answer(source[i]) for i in range(len(source))]
+
+
 @dataclasses.dataclass
 class LabelledData:
   """What a classification run consumes: the LMData interface (train iterator, quick and

@@ -48,9 +48,11 @@ def template_of(sft: ml_collections.ConfigDict, tokenizer: tokenizers.Tokenizer)
 
 
 def encoder(sft: ml_collections.ConfigDict, tokenizer: tokenizers.Tokenizer, text_field: str,
-            label_names: tuple[str, ...]) -> Callable[[Mapping], tuple[np.ndarray, np.ndarray]]:
+            label_names: tuple[str, ...], *, for_answers: bool = False
+            ) -> Callable[[Mapping], tuple[np.ndarray, np.ndarray]]:
   """record -> (ids, trained): ``trained[i]`` is 1 where token ``i`` is one the loss
-  predicts."""
+  predicts. ``for_answers``: record -> (the ids up to its last answer, that answer's text),
+  the prompt a model answers at evaluation."""
   train_all = sft.loss_on == 'all'
   answers = tuple(sft.responses) or label_names
   if sft.template == 'chat':
@@ -87,7 +89,17 @@ def encoder(sft: ml_collections.ConfigDict, tokenizer: tokenizers.Tokenizer, tex
     trained = np.concatenate([np.full(len(ids), t, np.int32) for ids, t in encoded])
     return ids, trained
 
-  return encode
+  def prompt_and_answer(record):
+    messages = conversation(record)
+    if messages[-1]['role'] != 'assistant':
+      raise UsageError('a conversation to answer must end with the assistant\'s turn')
+    if sft.template == 'chat':
+      prompt = chat.render(template, messages[:-1], special, add_generation_prompt=True)
+      return tokenizer.encode_with_specials(prompt), messages[-1]['content']
+    encoded = parts(messages)[:-2]  # the answer and its EOS are the last two parts
+    return np.concatenate([ids for ids, _ in encoded]).astype(np.int32), messages[-1]['content']
+
+  return prompt_and_answer if for_answers else encode
 
 
 def errors(config: ml_collections.ConfigDict) -> list[str]:

@@ -17,6 +17,7 @@ from llm_jax import workdir as workdir_lib
 from llm_jax.data import pipeline
 from llm_jax.errors import UsageError
 from llm_jax.evaluation import passes
+from llm_jax.inference import text
 
 
 def evaluator(trained: workdir_lib.Trained) -> passes.Evaluator:
@@ -30,9 +31,11 @@ def evaluator(trained: workdir_lib.Trained) -> passes.Evaluator:
                           passes.run_keys(trained.config.seed).eval)
 
 
-def run(workdir: str, split: str = 'validation', checkpoint: str = 'auto') -> dict[str, Any]:
+def run(workdir: str, split: str = 'validation', checkpoint: str = 'auto',
+        answers: bool = False) -> dict[str, Any]:
   """The split's metrics at the chosen checkpoint; classifiers add ``confusion`` (rows: true
-  label, columns: predicted, in the order of ``labels``)."""
+  label, columns: predicted, in the order of ``labels``). ``answers`` (instruction tuning)
+  adds ``answer_accuracy``: each example's last answer generated greedily, exact match."""
   trained = workdir_lib.load(workdir, checkpoint)
   data = pipeline.load(trained.config, trained.tokenizer)
   if split not in data.full:
@@ -46,6 +49,13 @@ def run(workdir: str, split: str = 'validation', checkpoint: str = 'auto') -> di
     else:
       metrics, found = passes.classify(ev, trained.params, data.full[split](), num_classes)
   out = {'workdir': workdir, 'step': trained.step, 'split': split, **metrics}
+  if answers:
+    if trained.task.reads != 'conversation':
+      raise UsageError(f'--answers evaluates instruction tuning; {workdir} holds a '
+                       f'{trained.config.objective} run')
+    examples = pipeline.answer_examples(trained.config, trained.tokenizer, split)
+    out.update(text.answer_accuracy(trained.model, trained.params, trained.tokenizer,
+                                    examples, trained.config.train.full_eval_batch_size))
   if found is not None:
     out.update(labels=list(trained.label_names), confusion=found.confusion.tolist())
   return out

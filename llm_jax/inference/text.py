@@ -69,6 +69,23 @@ def complete(model, params, tokenizer: tokenizers.Tokenizer, prompts: Sequence[s
   return [cut(tokenizer.decode(ids), stop) for ids in new]
 
 
+def answer_accuracy(model, params, tokenizer: tokenizers.Tokenizer,
+                    examples: Sequence[tuple[np.ndarray, str]], batch_size: int = 64
+                    ) -> dict[str, float]:
+  """Greedy answers to (prompt ids, expected answer) examples, in batches, each stopping at
+  EOS; the fraction whose text, stripped, equals the expected answer's."""
+  longest = max(len(tokenizer.encode(answer)) for _, answer in examples)
+  right = 0
+  for start in range(0, len(examples), batch_size):
+    chunk = examples[start:start + batch_size]
+    new = generate.complete(model, params, [ids for ids, _ in chunk], longest + 2,
+                            jax.random.key(0), stop_ids=stop_ids(tokenizer, ()),
+                            temperature=0.0)
+    right += sum(tokenizer.decode(ids).strip() == answer.strip()
+                 for ids, (_, answer) in zip(new, chunk))
+  return {'answer_accuracy': right / len(examples), 'answers': float(len(examples))}
+
+
 def stream(model, params, tokenizer: tokenizers.Tokenizer, prompt: str, *,
            max_new_tokens: int = 64, stop: Sequence[str] = (), as_chat: bool = False,
            chat_template: str = '', start_id: int | None = None, temperature: float = 0.0,

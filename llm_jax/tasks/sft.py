@@ -24,9 +24,10 @@ from llm_jax.tasks.causal_lm import CausalLM, packed_batch
 
 def frame(encoded: tuple[np.ndarray, np.ndarray], seq_len: int) -> dict[str, np.ndarray]:
   """``ids[:-1] -> ids[1:]``, weighted by whether each target is trained; an example longer
-  than a row keeps its first ``seq_len`` targets."""
+  than a row keeps its last ``seq_len`` targets (the answer, and as much of the prompt as
+  fits)."""
   ids, trained = encoded
-  ids, trained = ids[:seq_len + 1], trained[:seq_len + 1]
+  ids, trained = ids[-(seq_len + 1):], trained[-(seq_len + 1):]
   return {'inputs': ids[:-1], 'targets': ids[1:], 'weights': trained[1:].astype(np.float32)}
 
 
