@@ -18,10 +18,14 @@ comparison. Variants, in this order (the last three read the first's workdir and
 `pretrain`: 4 layers, 256 wide, 4 heads, SwiGLU 768, RoPE, RMSNorm, tied (6.3M parameters with
 the 8000-piece BPE vocabulary trained on the mixture), causal LM on Tiny Shakespeare + Penn
 Treebank + SST-2 training sentences by line ("tinyshakespeare+ptb+sst2"), packed rows of 128.
-`full`: every weight, half an epoch of SST-2 train as prompt/answer examples packed first-fit
+`full`: every weight, 0.38 epoch of SST-2 train as prompt/answer examples packed first-fit
 into rows of 96. `lora`: rank-8 adapters on every attention and MLP projection, the body frozen.
 `head`: the same body pooled at its last token into a 2-way classifier, every weight trained,
-half an epoch. Results: experiments/sst2_sft/README.md.
+half an epoch.
+
+Measured on the 2-core AMD EPYC CPU (seed 0, each run alone): pretraining 10.8 min (validation
+perplexity 115.7); dev accuracy of the generated answers 78.44% full (332 s), 69.95% LoRA
+(344 s), against 79.70% for the classification head (338 s): experiments/sst2_sft/README.md.
 """
 
 from llm_jax.config import base
@@ -84,7 +88,7 @@ def get_config(arg: str = 'pretrain'):
   s.responses = (' negative', ' positive')
   t.batch_size = 16
   t.seq_len = 96
-  t.steps = 470  # about half an epoch: rows of 96 hold 4.5 examples on average
+  t.steps = 470  # 0.38 epoch: rows of 96 hold 3.4 examples on average (25,600 examples)
   if arg == 'lora':
     f.lora_rank = 8
     f.lora_alpha = 16.0

@@ -279,7 +279,7 @@ BAD_INPUTS = [
         p / 'typo.py', 'from llm_jax import config\ndef get_config():\n  c = config.base()\n'
         '  c.model.dmodel = 1\n  return c\n'), f'--workdir={p}/w'],
      "typo.py:4: unknown config field 'dmodel' (did you mean 'd_model'?); the fields beside "
-     'it are attention, d_ff'),
+     'it are attention, attention_softcap, d_ff'),
     ('kv heads not dividing heads', lambda p, w: train_args(p / 'w', 'model.num_kv_heads=3'),
      'num_kv_heads=3; set model.num_kv_heads to one of [1, 2]'),
     ('a workdir that is a file', lambda p, w: train_args(write(p / 'file', 'x')),

@@ -82,11 +82,13 @@ def test_response_only_loss_equals_a_hand_computation(packed_batch, lm):
       False)
   nll = []
   encode = sft.encoder(sft_section(), WORDS, '', ())
-  for record in conversation_records():
-    ids, trained = encode(record)
-    logits = model.apply({'params': params}, jnp.asarray(ids[None, :-1]))[0]
-    log_probs = np.asarray(jax.nn.log_softmax(logits))
-    nll += [-log_probs[i, ids[i + 1]] for i in range(len(ids) - 1) if trained[i + 1]]
+  examples = [encode(record) for record in conversation_records()]
+  alone = np.zeros((len(examples), 16), np.int32)  # each example in its own row, right-padded
+  for row, (ids, _) in enumerate(examples):
+    alone[row, :len(ids) - 1] = ids[:-1]
+  log_probs = np.asarray(jax.nn.log_softmax(model.apply({'params': params}, alone)))
+  for row, (ids, trained) in enumerate(examples):
+    nll += [-log_probs[row, i, ids[i + 1]] for i in range(len(ids) - 1) if trained[i + 1]]
   assert float(metrics['tokens']) == len(nll) == 2 + 3 + 2
   np.testing.assert_allclose(float(loss), np.mean(nll), rtol=1e-5)
 
