@@ -117,9 +117,12 @@ def test_keeping_freed_memory_removes_most_page_faults_of_each_call():
   faults = {}
   for setting in ('default', 'keep'):
     env = dict(os.environ, LLM_JAX_MALLOC=setting)
-    out = subprocess.run([sys.executable, '-c', PAGE_FAULTS], env=env, capture_output=True,
-                         text=True, check=True, cwd=REPO)
-    faults[setting] = int(out.stdout.split()[-1])
+    counts = []
+    for _ in range(2):  # the fewer of two: the kernel's reclaim of idle pages adds faults
+      out = subprocess.run([sys.executable, '-c', PAGE_FAULTS], env=env, capture_output=True,
+                           text=True, check=True, cwd=REPO)
+      counts.append(int(out.stdout.split()[-1]))
+    faults[setting] = min(counts)
   # by default each call faults its temporary in again (12,288 pages of 4 KiB); kept, 1,300
   # to 1,900 faults per call remain (measured 25,884 to 38,172 against 252,000 in 20 calls)
   assert faults['default'] > 20 * 10000 and faults['keep'] < faults['default'] / 3, faults
