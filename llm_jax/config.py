@@ -28,7 +28,8 @@ def base() -> ml_collections.ConfigDict:
   """Every field an experiment can set, with the defaults of a small CPU run."""
   c = ml_collections.ConfigDict()
   c.seed = 0
-  c.objective = 'causal_lm'  # a task: causal_lm | masked_lm | span_corruption | classification
+  # a task: causal_lm | masked_lm | mlm_nsp | span_corruption | classification | sft | seq2seq
+  c.objective = 'causal_lm'
 
   c.data = ml_collections.ConfigDict()
   c.data.corpus = 'tinyshakespeare'  # a named corpus, 'files' (data.files) or 'tfds:NAME'
@@ -44,6 +45,9 @@ def base() -> ml_collections.ConfigDict:
   c.data.header = False
   c.data.text_field = ''  # column name or index ('' : the first column / "text")
   c.data.label_field = ''  # ('' : the last column / "label")
+  # a second text column: sentence pairs ([CLS] a [SEP] b [SEP], token types 0/1) ('': none)
+  c.data.text_pair_field = ''
+  c.data.label_text = False  # labels are free texts (seq2seq targets), not classes
   c.data.labels = ()  # the label vocabulary in id order ('' : sorted labels of train)
   c.data.regression = False
   c.data.clean = ()  # cleaning steps, see llm_jax/data/clean.py
@@ -96,7 +100,7 @@ def base() -> ml_collections.ConfigDict:
   c.optim.weight_decay = 0.1
   c.optim.clip_norm = 1.0  # 0: no clipping
 
-  c.finetune = ml_collections.ConfigDict()  # objectives classification and sft
+  c.finetune = ml_collections.ConfigDict()  # objectives classification, sft and seq2seq
   c.finetune.pretrained = ''  # a workdir of llm-jax train, or a convert --from-hf directory
   c.finetune.num_labels = 0  # 0: the label vocabulary's size (1 when data.regression)
   c.finetune.pooling = 'cls'  # cls | mean | last (decoders: last or mean)
@@ -116,6 +120,21 @@ def base() -> ml_collections.ConfigDict:
   c.sft.prompt = '{text}'  # labelled examples: the user turn, the example's text at {text}
   c.sft.responses = ()  # labelled examples: the answer to each label ((): the label names)
   c.sft.loss_on = 'responses'  # responses | all (prompts and template markers too)
+
+  c.seq2seq = ml_collections.ConfigDict()  # objective='seq2seq' only (data/seq2seq.py)
+  c.seq2seq.input = '{text}'  # the encoder's input; {text} (and {text_pair}) from the record
+  c.seq2seq.targets = ()  # class labels: the target word of each ((): the label names)
+  c.seq2seq.target_len = 16  # target tokens per example, EOS included (inputs: train.seq_len)
+
+  c.mlm = ml_collections.ConfigDict()  # objectives masked_lm and mlm_nsp (BERT's defaults)
+  c.mlm.rate = 0.15  # the fraction of tokens selected for prediction
+  c.mlm.mask_fraction = 0.8  # of those, replaced by [MASK] ...
+  c.mlm.random_fraction = 0.1  # ... by a random token (the rest stay as they are)
+  c.mlm.random_next = 0.5  # mlm_nsp: the fraction of pairs whose second segment is random
+
+  c.span_corruption = ml_collections.ConfigDict()  # objective='span_corruption' (T5's)
+  c.span_corruption.noise_density = 0.15
+  c.span_corruption.mean_span_length = 3.0
 
   c.parallel = ml_collections.ConfigDict()
   c.parallel.data = -1  # -1: every device not used by the other axes

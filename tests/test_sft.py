@@ -55,7 +55,9 @@ def test_plain_rendering_trains_the_response_and_its_eos():
 def packed_batch():
   """The three examples packed whole into one row of 16 (4, 7 and 3 targets)."""
   task = tasks.get('sft')
-  packing = task.packing(WORDS.special, 16, False)
+  config = config_lib.base()
+  config.train.seq_len = 16
+  packing = task.packing(WORDS.special, config)
   encode = sft.encoder(sft_section(), WORDS, '', ())
   rows = loader.packed(conversation_records(), lambda r: packing.frame(encode(r)),
                        packing.lengths, packing.finish, 1, 0, train=False, whole=packing.whole)

@@ -16,7 +16,12 @@ def add(sub) -> None:
   ev.add_argument('--checkpoint', default='auto', choices=CHECKPOINTS,
                   help='auto: the best (train.select_metric) where kept, else the latest')
   ev.add_argument('--answers', action='store_true',
-                  help='instruction tuning: also generate each answer, report exact match')
+                  help='instruction tuning, text-to-text: also generate each answer, report '
+                  'exact match (and BLEU, chrF for text-to-text)')
+  ev.add_argument('--beams', type=int, default=1,
+                  help='text-to-text --answers: beam search of this width (1: greedy)')
+  ev.add_argument('--length-penalty', type=float, default=1.0,
+                  help='beam scores are log-probability / length ** this (Hugging Face\'s)')
   ev.add_argument('--json', action='store_true')
   ev.set_defaults(fn=run)
 
@@ -24,5 +29,6 @@ def add(sub) -> None:
 def run(args, overrides) -> None:
   from llm_jax.evaluation import report
   args_lib.refuse_overrides('eval', overrides, ': it evaluates the run as it was trained')
-  result = report.run(args.workdir, args.split, args.checkpoint, args.answers)
+  result = report.run(args.workdir, args.split, args.checkpoint, args.answers, args.beams,
+                      args.length_penalty)
   print(json.dumps(result, indent=1) if args.json else report.table(result))

@@ -1,9 +1,11 @@
-"""``llm-jax generate``: sample text from a decoder workdir, or answer prompts as a chat model.
+"""``llm-jax generate``: sample text from a decoder workdir, answer prompts as a chat model, or
+decode an encoder-decoder's (T5's) output for each input.
 
 One prompt (and one sample) streams to the terminal as it is drawn; several prompts
 (``--prompt`` repeated, or ``--input`` with one per line or JSONL with a "prompt" field) run
 as one ragged batch, each row stopping at EOS or a ``--stop`` string. ``--output`` writes
-JSONL records of prompt and completion.
+JSONL records of prompt and completion. An encoder-decoder reads each prompt as its input and
+decodes to EOS (greedy, sampled, or ``--beams N``), printing the output alone.
 """
 
 from __future__ import annotations
@@ -36,6 +38,10 @@ def add(sub) -> None:
   g.add_argument('--temperature', type=float, default=0.8, help='0 for greedy decoding')
   g.add_argument('--top-k', type=int, default=0, help='0 keeps every token')
   g.add_argument('--top-p', type=float, default=1.0)
+  g.add_argument('--beams', type=int, default=1,
+                 help='encoder-decoders: beam search of this width (1: greedy or sampled)')
+  g.add_argument('--length-penalty', type=float, default=1.0,
+                 help='beam scores are log-probability / length ** this (Hugging Face\'s)')
   g.add_argument('--num-samples', type=int, default=1)
   g.add_argument('--seed', type=int, default=0)
   g.set_defaults(fn=run)
@@ -63,15 +69,19 @@ def run(args, overrides) -> None:
   from llm_jax.inference import text
   args_lib.refuse_overrides('generate', overrides)
   trained = workdir.load(args.workdir)
-  if trained.config.model.kind != 'decoder':
-    raise UsageError(f'{args.workdir} holds a {trained.config.model.kind} model; generate '
-                     'samples from decoder-only language models')
+  kind = trained.config.model.kind
+  if kind not in ('decoder', 'encoder_decoder'):
+    raise UsageError(f'{args.workdir} holds a {kind} model; generate samples from decoders '
+                     'and encoder-decoders')
+  seq2seq = kind == 'encoder_decoder'
+  if seq2seq and not (args.prompt or args.input):
+    raise UsageError('an encoder-decoder decodes an input: give --prompt TEXT or --input FILE')
   prompts = (read_prompts(args.input) if args.input else args.prompt or ['\n'])
   prompts = [p for p in prompts for _ in range(args.num_samples)]
   tokenizer = trained.tokenizer
   start = args.start
   if start == 'auto':
-    start = 'none' if trained.imported or args.chat else 'eos'
+    start = 'none' if trained.imported or args.chat or seq2seq else 'eos'
   if start != 'none' and start not in tokenizer.special:
     if args.start != 'auto':
       raise UsageError(f'--start={start}: the {tokenizer.kind} tokenizer has no {start} token')
@@ -84,7 +94,12 @@ def run(args, overrides) -> None:
                  chat_template=chat_template, temperature=args.temperature, top_k=args.top_k,
                  top_p=args.top_p, seed=args.seed,
                  start_id=None if start == 'none' else tokenizer.special[start])
-  if len(prompts) == 1 and not args.output:
+  if seq2seq:
+    options.update(beams=args.beams, length_penalty=args.length_penalty)
+  elif args.beams > 1:
+    raise UsageError('--beams searches an encoder-decoder\'s outputs; sample a decoder '
+                     'greedily (--temperature 0) or at a temperature')
+  if len(prompts) == 1 and not args.output and not seq2seq:
     if not args.chat:
       print(prompts[0], end='', flush=True)
     for piece in text.stream(trained.model, trained.params, tokenizer, prompts[0], **options):
@@ -101,4 +116,4 @@ def run(args, overrides) -> None:
     return
   for i, (prompt, completion) in enumerate(zip(prompts, completions)):
     print(f'--- sample {i + 1}')
-    print(completion if args.chat else prompt + completion)
+    print(completion if args.chat or seq2seq else prompt + completion)

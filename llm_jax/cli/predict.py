@@ -1,4 +1,5 @@
-"""``llm-jax predict``: a label and its probability for each text, from a classifier."""
+"""``llm-jax predict``: a label and its probability for each text, from a classifier; or a
+text-to-text (seq2seq) run's output for each text, through the run's input template."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ def add(sub) -> None:
   pr.add_argument('--input', default='', help='a file of texts, one per line')
   pr.add_argument('--checkpoint', default='auto', choices=CHECKPOINTS,
                   help='auto: the best (train.select_metric) where kept, else the latest')
+  pr.add_argument('--beams', type=int, default=1,
+                  help='text-to-text runs: beam search of this width (1: greedy)')
   pr.set_defaults(fn=run)
 
 
@@ -36,6 +39,13 @@ def run(args, overrides) -> None:
     texts += lines
   if not texts:
     raise UsageError('give --text "..." (repeatable) or --input FILE (one text per line)')
-  for text, (label, prob) in zip(texts, classify.labels(
-      workdir.load(args.workdir, args.checkpoint), texts)):
+  trained = workdir.load(args.workdir, args.checkpoint)
+  if trained.task.reads == 'text2text':
+    from llm_jax.inference import text as text_lib
+    outputs = text_lib.predict_seq2seq(trained.model, trained.params, trained.tokenizer,
+                                       trained.config, texts, args.beams)
+    for text, output in zip(texts, outputs):
+      print(f'{output}\t{text}')
+    return
+  for text, (label, prob) in zip(texts, classify.labels(trained, texts)):
     print(f'{label}\t{prob:.4f}\t{text}')

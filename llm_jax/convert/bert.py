@@ -4,7 +4,8 @@ classifiers trained here ``BertForSequenceClassification``, ``RobertaForSequence
 Post-norm blocks, learned positions and token types summed and normalized, a masked-LM head
 whose decoder is the token table. RoBERTa differs in names and in its positions, which start
 past the padding row (``pad_token_id + 1``). The next-sentence head of ``BertForPreTraining``
-checkpoints is not modelled and is dropped (the converter lists it).
+checkpoints (``cls.seq_relationship``, on the pooled [CLS]) becomes ``model.nsp_head``, and
+such a model is written back as ``BertForPreTraining``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ HEADS = {
     'roberta': ('roberta.', 'lm_head.dense', 'lm_head.layer_norm', 'lm_head.bias',
                 'lm_head.decoder'),
 }
+NSP = 'cls.seq_relationship'  # BERT's next-sentence head (BertForPreTraining)
 ARCHITECTURES = {'bert': ('BertForMaskedLM', 'BertModel'),
                  'roberta': ('RobertaForMaskedLM', 'RobertaModel')}
 # per family: the sequence classifier and its head's layers -> ours. BERT's pooler belongs to
@@ -53,13 +55,15 @@ def config_from_hf(model_type: str, hf: dict, names: frozenset) -> TransformerCo
       type_vocab_size=hf.get('type_vocab_size', 2), embed_norm=True,
       tie_embeddings=decoder + '.weight' not in names,
       mlm_head=transform + '.weight' in names, pooler=prefix + 'pooler.dense.weight' in names,
+      nsp_head=NSP + '.weight' in names,
       init_std=hf.get('initializer_range', 0.02))
 
 
 def config_to_hf(model_type: str, cfg: TransformerConfig) -> dict:
   with_head, bare = ARCHITECTURES[model_type]
   out = {
-      'architectures': [with_head if cfg.mlm_head else bare], 'model_type': model_type,
+      'architectures': ['BertForPreTraining' if cfg.nsp_head else
+                        with_head if cfg.mlm_head else bare], 'model_type': model_type,
       'vocab_size': cfg.vocab_size, 'hidden_size': cfg.d_model,
       'num_attention_heads': cfg.num_heads, 'num_hidden_layers': cfg.num_layers,
       'intermediate_size': cfg.ff_dim, 'max_position_embeddings': cfg.max_len,
@@ -108,6 +112,8 @@ def tensor_rules(model_type: str, cfg: TransformerConfig) -> list[r.Rule]:
             r.copy(bias, 'mlm_bias')]
     if not cfg.tie_embeddings:
       out.append(r.linear(decoder + '.weight', 'lm_head/kernel'))
+  if cfg.nsp_head and model_type == 'bert':  # RoBERTa has none: such a model reads back unlike
+    out += [r.linear(NSP + '.weight', 'nsp/kernel'), r.copy(NSP + '.bias', 'nsp/bias')]
   return out
 
 
@@ -128,8 +134,7 @@ def _family(model_type: str) -> Family:
       rules=functools.partial(tensor_rules, model_type),
       duplicates={decoder + '.weight': prefix + 'embeddings.word_embeddings.weight',
                   decoder + '.bias': bias},
-      dropped=(f'{prefix}embeddings.position_ids', f'{prefix}embeddings.token_type_ids',
-               'cls.seq_relationship.*'),
+      dropped=(f'{prefix}embeddings.position_ids', f'{prefix}embeddings.token_type_ids'),
       classifier=(CLASSIFIERS[model_type][0], classifier_rules(model_type)))
 
 

@@ -234,6 +234,11 @@ def classifier_to_hf(model: nn.Module, params: dict,
   if not isinstance(model, SequenceClassifier):
     raise ConversionError(f'a classifier of kind={model.cfg.kind!r} has no Hugging Face '
                           'counterpart; classifiers on Transformer bodies can be written')
+  if model.cfg.kind == 'encoder_decoder':
+    raise ConversionError('this classifier reads a T5 encoder alone; Hugging Face\'s '
+                          'T5ForSequenceClassification reads the decoder at EOS: no counterpart '
+                          'to write (export the pretrained T5 itself, or finetune text-to-text '
+                          'with objective="seq2seq")')
   family = infer_family(model.cfg)
   if family.classifier is None:
     supported = ', '.join(f.model_type for f in FAMILIES.values() if f.classifier)
@@ -248,7 +253,7 @@ def classifier_to_hf(model: nn.Module, params: dict,
         f'this one pools {model.pooling!r} {"with" if model.use_pooler else "without"} that '
         'pooler: train it with finetune.pooling=cls and finetune.pooler=yes')
   in_head = {p.split('/')[0] for rule in head for p in rule.ours}
-  body_cfg = dataclasses.replace(model.cfg, mlm_head=False, tie_embeddings=True,
+  body_cfg = dataclasses.replace(model.cfg, mlm_head=False, nsp_head=False, tie_embeddings=True,
                                  pooler='pooler' not in in_head)
   hf_config, tensors = to_hf(body_cfg, {k: v for k, v in params.items() if k not in in_head},
                              architecture=architecture)

@@ -105,11 +105,12 @@ class Resumable:
     return self.iterator.get_state()
 
 
-def classification(token_lists: list[np.ndarray], labels: np.ndarray, batch_size: int,
+def classification(token_lists: list[batching.Example], labels: np.ndarray, batch_size: int,
                    max_len: int, special: dict[str, int], seed: int, *, train: bool = True,
-                   bucket: bool = True, process_index: int = 0,
-                   process_count: int = 1) -> grain.MapDataset:
-  """Padded ``[CLS] text [SEP]`` batches with attention masks, labels and example masks.
+                   bucket: bool = True, process_index: int = 0, process_count: int = 1,
+                   pair_style: str = 'bert') -> grain.MapDataset:
+  """Padded ``[CLS] text [SEP]`` batches (or sentence pairs, laid out in ``pair_style``, with
+  their token types) with attention masks, labels and example masks.
 
   Training batches follow a per-epoch permutation fixed by ``(seed, epoch)``, bucketed by
   length within windows of 50 batches (padding shrinks, and each batch pads only to the next
@@ -118,7 +119,8 @@ def classification(token_lists: list[np.ndarray], labels: np.ndarray, batch_size
   ``i``; each process builds its rows of every global batch.
   """
   n = len(token_lists)
-  lengths = np.array([min(len(t) + 2, max_len) for t in token_lists])
+  lengths = np.array([min(sum(map(len, t)) + 3 if isinstance(t, tuple) else len(t) + 2,
+                          max_len) for t in token_lists])
   per_epoch = n // batch_size if train else -(-n // batch_size)
   local = batch_size // process_count
 
@@ -136,9 +138,11 @@ def classification(token_lists: list[np.ndarray], labels: np.ndarray, batch_size
     rows = rows[process_index * local:(process_index + 1) * local] if train else rows
     width = batching.bucket_length(int(lengths[rows].max()), max_len) if bucket else max_len
     pad = (local if train else batch_size) - len(rows)  # the last eval batch is short
-    texts = [token_lists[r] for r in rows] + [np.zeros(0, np.int32)] * pad
+    texts = [token_lists[r] for r in rows]
+    texts += [texts[0] if texts else np.zeros(0, np.int32)] * pad
     batch = batching.pad_classification(texts, max_len, special.get('pad', 0),
-                                        special.get('cls'), special.get('sep'), length=width)
+                                        special.get('cls'), special.get('sep'), length=width,
+                                        pair_style=pair_style)
     batch['labels'] = np.pad(labels[rows], (0, pad))
     batch['example_mask'] = np.pad(np.ones(len(rows), np.float32), (0, pad))
     return batch

@@ -18,8 +18,9 @@ import numpy as np
 from jax.experimental import multihost_utils
 
 from llm_jax import tasks
-from llm_jax.data import lm, loader, sft, sources, tokenizers
+from llm_jax.data import lm, loader, nsp, seq2seq, sft, sources, tokenizers
 from llm_jax.errors import UsageError
+from llm_jax.inference import text
 
 Batches = Iterable[dict[str, np.ndarray]]
 BATCHING = ('windows', 'packed')
@@ -83,6 +84,11 @@ def lm_data(config: ml_collections.ConfigDict, tokenizer: tokenizers.Tokenizer |
   eval_splits = [s for s in ('validation', 'test') if s in prepared.splits]
   full_batch = t.full_eval_batch_size
 
+  task = tasks.get(config.objective)
+  if task.reads == 'sentence_pairs':
+    task.check_special(tokenizer.special)
+    return _sentence_pairs(config, tokenizer, prepared, eval_splits, process_index,
+                           process_count)
   if data.batching == 'windows':
     streams = {split: loader.token_stream(prepared.splits[split], tokenizer, data.text_field)
                for split in ['train'] + eval_splits}
@@ -99,11 +105,12 @@ def lm_data(config: ml_collections.ConfigDict, tokenizer: tokenizers.Tokenizer |
     full = {split: (lambda s=split: lm.sequential_windows(streams[s], full_batch, t.seq_len))
             for split in eval_splits}
   else:
-    task = tasks.get(config.objective)
     task.check_special(tokenizer.special)
-    packing = task.packing(tokenizer.special, t.seq_len, data.cross_document)
+    packing = task.packing(tokenizer.special, config)
     if task.reads == 'conversation':
       encode = sft.encoder(config.sft, tokenizer, data.text_field, prepared.label_names)
+    elif task.reads == 'text2text':
+      encode = seq2seq.encoder(config.seq2seq, tokenizer, data.text_field, prepared.label_names)
     else:
       def encode(record):
         return tokenizer.encode(sources.text_of(record, data.text_field))
@@ -124,17 +131,48 @@ def lm_data(config: ml_collections.ConfigDict, tokenizer: tokenizers.Tokenizer |
   return LMData(tokenizer, train, estimate, full, prepared.report)
 
 
+def _sentence_pairs(config, tokenizer, prepared, eval_splits, process_index, process_count
+                    ) -> LMData:
+  """Next-sentence pairs (data/nsp.py) of every split, for objective mlm_nsp."""
+  data, t = config.data, config.train
+  sentences = {split: nsp.Sentences(prepared.splits[split], tokenizer, data.text_field,
+                                    one_stream=data.unit == 'line')
+               for split in ['train'] + eval_splits}
+  special, random_next = tokenizer.special, config.mlm.random_next
+
+  def train(state):
+    return loader.Resumable(nsp.train_batches(sentences['train'], t.batch_size, t.seq_len,
+                                              special, random_next, config.seed, process_index,
+                                              process_count), state)
+
+  def whole(split, batch_size):
+    return nsp.eval_batches(sentences[split], batch_size, t.seq_len, special, random_next)
+
+  def estimate(step):
+    del step  # the same fixed examples every time, as the other objectives' estimates
+    return iter(whole('validation', t.batch_size)[:t.eval_batches])
+
+  full = {split: (lambda s=split: iter(whole(s, t.full_eval_batch_size))) for split in eval_splits}
+  return LMData(tokenizer, train, estimate, full, prepared.report)
+
+
 def answer_examples(config: ml_collections.ConfigDict, tokenizer: tokenizers.Tokenizer,
                     split: str) -> list[tuple[np.ndarray, str]]:
-  """An instruction-tuning split as (prompt ids, the answer it should get), for evaluation by
-  generation."""
+  """An instruction-tuning or text-to-text split as (prompt ids, the answer it should get),
+  for evaluation by generation (a seq2seq prompt is the encoder's input, EOS closed)."""
   prepared = sources.prepare(config.data)
   if split not in prepared.splits:
     raise UsageError(f'{config.data.corpus} has no {split!r} split')
+  source = prepared.splits[split]
+  records = [source[i] for i in range(len(source))]
+  if tasks.get(config.objective).reads == 'text2text':
+    pairs = [seq2seq.texts(config.seq2seq, config.data.text_field, prepared.label_names)(r)
+             for r in records]
+    inputs = text.seq2seq_inputs(tokenizer, [i for i, _ in pairs], config.train.seq_len)
+    return list(zip(inputs, [t for _, t in pairs]))
   answer = sft.encoder(config.sft, tokenizer, config.data.text_field, prepared.label_names,
                        for_answers=True)
-  source = prepared.splits[split]
-  return [answer(source[i]) for i in range(len(source))]
+  return [answer(r) for r in records]
 
 
 @dataclasses.dataclass
@@ -158,9 +196,11 @@ def labelled_data(config: ml_collections.ConfigDict, tokenizer: tokenizers.Token
   encoded = {}
   for split, source in prepared.splits.items():
     records = [source[i] for i in range(len(source))]
-    encoded[split] = (tokenizer.encode_batch([sources.text_of(r, data.text_field)
-                                              for r in records]),
-                      np.array([r['label'] for r in records]))
+    examples = tokenizer.encode_batch([sources.text_of(r, data.text_field) for r in records])
+    if data.text_pair_field:
+      examples = list(zip(examples, tokenizer.encode_batch(
+          [sources.text_of(r, 'text_pair') for r in records])))
+    encoded[split] = examples, np.array([r['label'] for r in records])
   if data.cv_folds:
     encoded.update(cv_split(*encoded['train'], data.cv_folds, data.cv_fold))
   if data.train_examples:
@@ -173,7 +213,8 @@ def labelled_data(config: ml_collections.ConfigDict, tokenizer: tokenizers.Token
     tokens, labels = encoded[split]
     return loader.classification(tokens, labels, batch_size, t.seq_len, tokenizer.special, seed,
                                  train=train, process_index=process_index if train else 0,
-                                 process_count=process_count if train else 1)
+                                 process_count=process_count if train else 1,
+                                 pair_style=pair_style(config.model))
 
   def train(state):
     return loader.Resumable(batches('train', True, t.batch_size), state)
@@ -184,6 +225,11 @@ def labelled_data(config: ml_collections.ConfigDict, tokenizer: tokenizers.Token
   full = {split: (lambda s=split: iter(batches(s, False, t.full_eval_batch_size)))
           for split in ('validation', 'test') if split in encoded}
   return LabelledData(tokenizer, train, estimate, full, prepared.report, prepared.label_names)
+
+
+def pair_style(model: ml_collections.ConfigDict) -> str:
+  """BERT's pair layout where the model embeds two token types, else RoBERTa's."""
+  return 'bert' if model.type_vocab_size >= 2 else 'roberta'
 
 
 def cv_split(tokens: list, labels: np.ndarray, folds: int, fold: int) -> dict[str, tuple]:
@@ -236,8 +282,17 @@ def check(config: ml_collections.ConfigDict) -> list[str]:
   if data.cv_folds and (data.cv_folds < 2 or not 0 <= data.cv_fold < data.cv_folds):
     problems.append(f'data.cv_folds={data.cv_folds}, data.cv_fold={data.cv_fold}: '
                     'cross-validation needs at least 2 folds and 0 <= cv_fold < cv_folds')
-  if tasks.get(config.objective).reads == 'conversation':
+  task = tasks.get(config.objective)
+  if task.reads == 'conversation':
     problems += sft.errors(config)
+  if task.reads == 'text2text':
+    problems += seq2seq.errors(config)
+  if data.text_pair_field and not (task.labelled or task.reads == 'text2text'):
+    problems.append(f'data.text_pair_field={data.text_pair_field!r} reads sentence pairs of '
+                    'labelled data: objective "classification" or "seq2seq"')
+  if data.label_text and task.reads != 'text2text':
+    problems.append('data.label_text=true keeps labels as texts, which only objective='
+                    '"seq2seq" reads (as targets)')
   if tasks.get(config.objective).labelled:
     named = sources.NAMED.get(data.corpus, {})
     if named.get('format', data.format) == 'text' and not data.corpus.startswith('tfds:'):

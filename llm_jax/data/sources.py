@@ -62,6 +62,8 @@ class Spec:
   label_field: str = ''
   labels: tuple[str, ...] = ()
   regression: bool = False
+  text_pair_field: str = ''  # a second text per record (sentence pairs)
+  label_text: bool = False  # labels are texts (seq2seq targets), kept as strings
   clean: tuple[str, ...] = ()
   split_seed: int = 0  # draws the held-out validation records (val_fraction)
   parts: tuple[Spec, ...] = ()  # a mixture ('ptb+sst2'): the texts of these, split by split
@@ -89,7 +91,8 @@ def resolve(data: ml_collections.ConfigDict) -> Spec:
   corpus = data.corpus
   val_fraction = 0.0 if data.cv_folds else data.val_fraction  # folds cut all of train
   common = dict(clean=tuple(data.clean), split_seed=data.split_seed, text_field=data.text_field,
-                label_field=data.label_field, regression=data.regression)
+                label_field=data.label_field, regression=data.regression,
+                text_pair_field=data.text_pair_field, label_text=data.label_text)
   if '+' in corpus:  # a mixture: every part's texts, labels dropped, cleaned as one corpus
     parts = []
     for name in corpus.split('+'):
@@ -199,6 +202,8 @@ def _labelled_rows(path: str, spec: Spec) -> list[dict]:
   elif spec.format == 'csv':
     parsed = list(csv.reader(io.StringIO(text)))
     rows = list(enumerate(parsed, 1))
+  elif spec.text_pair_field:  # tsv of several text columns: every tab separates
+    rows = [(n, line.split('\t')) for n, line in enumerate(lines, 1)]
   else:  # tsv: the label is after the last tab, so a text may itself hold tabs
     rows = [(n, line.rsplit('\t', 1)) for n, line in enumerate(lines, 1)]
   if spec.header and spec.format != 'jsonl':
@@ -208,8 +213,12 @@ def _labelled_rows(path: str, spec: Spec) -> list[dict]:
   for n, row in rows:
     where = f'{path}:{n}'
     text_value = _field(row, spec.text_field, 0, where, header)
-    label_value = str(_field(row, spec.label_field, -1, where, header)).strip()
-    records.append({'text': text_value, 'label': label_value, '_where': where})
+    label_value = str(_field(row, spec.label_field, -1, where, header))
+    record = {'text': text_value, 'label': label_value if spec.label_text else
+              label_value.strip(), '_where': where}
+    if spec.text_pair_field:
+      record['text_pair'] = _field(row, spec.text_pair_field, 1, where, header)
+    records.append(record)
   return records
 
 
@@ -288,6 +297,8 @@ def _label_ids(splits: dict[str, list[dict]], spec: Spec) -> tuple[str, ...]:
   for records in splits.values():
     for r in records:
       where = r.pop('_where')
+      if spec.label_text:
+        continue
       if spec.regression:
         try:
           r['label'] = float(r['label'])
@@ -298,7 +309,7 @@ def _label_ids(splits: dict[str, list[dict]], spec: Spec) -> tuple[str, ...]:
                          f'{list(names)}; fix the row or set data.labels')
       else:
         r['label'] = index[r['label']]
-  return () if spec.regression else names
+  return () if spec.regression or spec.label_text else names
 
 
 def _fingerprint(spec: Spec) -> str:
@@ -351,7 +362,11 @@ def _builder_class():
 
     def _info(self):
       features = {'text': tfds.features.Text()}
-      if self._spec.labelled:
+      if self._spec.text_pair_field:
+        features['text_pair'] = tfds.features.Text()
+      if self._spec.label_text:
+        features['label'] = tfds.features.Text()
+      elif self._spec.labelled:
         features['label'] = (tfds.features.Scalar('float32') if self._spec.regression else
                              tfds.features.ClassLabel(names=list(self._label_names)))
       # an LM corpus keeps its documents' order; loaders shuffle per epoch themselves
@@ -396,7 +411,7 @@ def _cleaned(spec: Spec) -> tuple[dict[str, list[dict]], tuple[str, ...], dict]:
                        f'{emptied!r}; loosen data.clean')
   report = {'steps': steps}
   if spec.val_fraction and 'validation' not in splits:
-    stratify = spec.labelled and not spec.regression
+    stratify = spec.labelled and not (spec.regression or spec.label_text)
     splits['train'], splits['validation'] = held_out(splits['train'], spec.val_fraction,
                                                      spec.split_seed, stratify)
     report['held_out'] = {'fraction': spec.val_fraction, 'seed': spec.split_seed,

@@ -18,8 +18,13 @@ def summarize(sums: dict) -> dict[str, float]:
   """Turns summed metrics into means: loss, accuracy and perplexity per counted token."""
   tokens = max(float(sums['tokens']), 1.0)
   loss = float(sums['nll_sum']) / tokens
-  return {'loss': loss, 'accuracy': float(sums['correct_sum']) / tokens,
-          'perplexity': math.exp(min(loss, 700.0)), 'tokens': float(sums['tokens'])}
+  out = {'loss': loss, 'accuracy': float(sums['correct_sum']) / tokens,
+         'perplexity': math.exp(min(loss, 700.0)), 'tokens': float(sums['tokens'])}
+  if 'nsp_examples' in sums:  # next-sentence prediction beside masked LM
+    pairs = max(float(sums['nsp_examples']), 1.0)
+    out.update(nsp_loss=float(sums['nsp_nll_sum']) / pairs,
+               nsp_accuracy=float(sums['nsp_correct_sum']) / pairs)
+  return out
 
 
 def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:

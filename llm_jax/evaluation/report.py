@@ -25,17 +25,19 @@ def evaluator(trained: workdir_lib.Trained) -> passes.Evaluator:
   at hand (whatever mesh it trained on), its masking drawn as training drew it."""
   mesh = parallel.make_mesh(ml_collections.ConfigDict({'data': -1, 'fsdp': 1, 'tensor': 1}))
   vocab_size = config_lib.model_config(trained.config, trained.tokenizer.vocab_size).vocab_size
-  loss = trained.task.bind(vocab_size, trained.tokenizer.special)
+  loss = trained.task.bind(vocab_size, trained.tokenizer.special, trained.config)
   return passes.evaluator(trained.model, trained.task, loss, mesh,
                           NamedSharding(mesh, PartitionSpec()),
                           passes.run_keys(trained.config.seed).eval)
 
 
 def run(workdir: str, split: str = 'validation', checkpoint: str = 'auto',
-        answers: bool = False) -> dict[str, Any]:
+        answers: bool = False, beams: int = 1, length_penalty: float = 1.0) -> dict[str, Any]:
   """The split's metrics at the chosen checkpoint; classifiers add ``confusion`` (rows: true
-  label, columns: predicted, in the order of ``labels``). ``answers`` (instruction tuning)
-  adds ``answer_accuracy``: each example's last answer generated greedily, exact match."""
+  label, columns: predicted, in the order of ``labels``). ``answers`` (instruction tuning,
+  text-to-text) adds ``answer_accuracy``: each example's (last) answer generated greedily
+  (or by a beam search of ``beams``, for text-to-text), exact match; text-to-text adds
+  corpus BLEU and chrF, and for class labels how many outputs are no label word."""
   trained = workdir_lib.load(workdir, checkpoint)
   data = pipeline.load(trained.config, trained.tokenizer)
   if split not in data.full:
@@ -50,12 +52,21 @@ def run(workdir: str, split: str = 'validation', checkpoint: str = 'auto',
       metrics, found = passes.classify(ev, trained.params, data.full[split](), num_classes)
   out = {'workdir': workdir, 'step': trained.step, 'split': split, **metrics}
   if answers:
-    if trained.task.reads != 'conversation':
-      raise UsageError(f'--answers evaluates instruction tuning; {workdir} holds a '
-                       f'{trained.config.objective} run')
+    reads = trained.task.reads
+    if reads not in ('conversation', 'text2text'):
+      raise UsageError(f'--answers evaluates instruction tuning and text-to-text runs; '
+                       f'{workdir} holds a {trained.config.objective} run')
     examples = pipeline.answer_examples(trained.config, trained.tokenizer, split)
-    out.update(text.answer_accuracy(trained.model, trained.params, trained.tokenizer,
-                                    examples, trained.config.train.full_eval_batch_size))
+    batch = trained.config.train.full_eval_batch_size
+    if reads == 'conversation':
+      out.update(text.answer_accuracy(trained.model, trained.params, trained.tokenizer,
+                                      examples, batch))
+    else:
+      # class labels: the target words are the label vocabulary's (every one occurs)
+      labels = () if trained.config.data.label_text else sorted({a for _, a in examples})
+      out.update(text.seq2seq_scores(trained.model, trained.params, trained.tokenizer,
+                                     examples, trained.config.seq2seq.target_len, batch, beams,
+                                     length_penalty, labels))
   if found is not None:
     out.update(labels=list(trained.label_names), confusion=found.confusion.tolist())
   return out

@@ -204,35 +204,48 @@ def generate(model: nn.Module, params, prompt: np.ndarray, max_new_tokens: int, 
   return np.concatenate([prompt, np.stack(new)], axis=1)
 
 
-@functools.partial(jax.jit, static_argnames=('model', 'n_new', 'sampler', 'start_id'))
-def _seq2seq_cached(params, inputs, input_segments, rng, *, model: nn.Module, n_new: int,
-                    sampler: tuple, start_id: int):
-  batch = inputs.shape[0]
-  variables = {'params': params}
-  encoded = model.apply(variables, inputs, None, input_segments, method='encode')
+def _seq2seq_start(params, inputs, input_segments, batch: int, n_new: int, model: nn.Module):
+  """The encoder's states of ``inputs`` and an empty decoder cache for ``batch`` rows."""
+  encoded = model.apply({'params': params}, inputs, None, input_segments, method='encode')
   shapes = jax.eval_shape(lambda: model.init(
       jax.random.key(0), inputs, jnp.zeros((batch, n_new), jnp.int32), input_segments,
       decode=True))
-  cache = jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), shapes['cache'])
+  return encoded, jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), shapes['cache'])
 
-  def step(tokens, position, encoded, cache):
-    logits, updated = model.apply(
-        {**variables, 'cache': cache}, tokens, encoded, input_segments,
-        jnp.full((batch, 1), position), decode=True, mutable=['cache'], method='decode')
-    return logits[:, -1], updated['cache']
 
-  # the first step stores the cross-attention keys/values of ``encoded``; later ones reuse them
-  logits, cache = step(jnp.full((batch, 1), start_id, jnp.int32), 0, encoded, cache)
-  out = jnp.zeros((batch, n_new), jnp.int32)
-  out = out.at[:, 0].set(sample_logits(logits, jax.random.fold_in(rng, 0), *sampler))
+def _seq2seq_step(params, tokens, position, encoded, input_segments, cache, model: nn.Module):
+  """One cached decoder step: the last logits and the cache. The first call (``encoded``
+  given) stores the cross-attention keys and values; later ones pass None."""
+  logits, updated = model.apply(
+      {'params': params, 'cache': cache}, tokens, encoded, input_segments,
+      jnp.full((tokens.shape[0], 1), position), decode=True, mutable=['cache'],
+      method='decode')
+  return logits[:, -1], updated['cache']
 
-  def body(i, carry):
-    out, cache = carry
+
+@functools.partial(jax.jit, static_argnames=('model', 'n_new', 'sampler', 'start_id',
+                                             'stop_ids'))
+def _seq2seq_cached(params, inputs, input_segments, rng, *, model: nn.Module, n_new: int,
+                    sampler: tuple, start_id: int, stop_ids: tuple[int, ...]):
+  batch = inputs.shape[0]
+  encoded, cache = _seq2seq_start(params, inputs, input_segments, batch, n_new, model)
+  start = jnp.full((batch, 1), start_id, jnp.int32)
+  logits, cache = _seq2seq_step(params, start, 0, encoded, input_segments, cache, model)
+  first, done = _draw(logits, rng, 0, jnp.zeros(batch, bool), stop_ids, sampler)
+  out = jnp.zeros((batch, n_new), jnp.int32).at[:, 0].set(first)
+
+  def body(carry):
+    i, out, done, cache = carry
     previous = jax.lax.dynamic_slice_in_dim(out, i - 1, 1, axis=1)
-    logits, cache = step(previous, i, None, cache)
-    return out.at[:, i].set(sample_logits(logits, jax.random.fold_in(rng, i), *sampler)), cache
+    logits, cache = _seq2seq_step(params, previous, i, None, input_segments, cache, model)
+    token, done = _draw(logits, rng, i, done, stop_ids, sampler)
+    return i + 1, out.at[:, i].set(token), done, cache
 
-  return jax.lax.fori_loop(1, n_new, body, (out, cache))[0]
+  def more(carry):
+    i, _, done, _ = carry
+    return (i < n_new) & ~done.all()
+
+  return jax.lax.while_loop(more, body, (1, out, done, cache))[1]
 
 
 @functools.partial(jax.jit, static_argnames=('model', 'sampler'))
@@ -247,9 +260,12 @@ def _seq2seq_uncached(params, inputs, input_segments, decoder_tokens, length, rn
 
 def generate_seq2seq(model: nn.Module, params, inputs: np.ndarray, max_new_tokens: int,
                      rng: jax.Array, *, input_segment_ids: np.ndarray | None = None,
-                     start_id: int = 0, temperature: float = 1.0, top_k: int = 0,
-                     top_p: float = 1.0, use_cache: bool = True) -> np.ndarray:
-  """``max_new_tokens`` decoder tokens for each row of ``inputs[batch, length]``.
+                     start_id: int = 0, stop_ids: tuple[int, ...] = (),
+                     temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
+                     use_cache: bool = True) -> np.ndarray:
+  """``max_new_tokens`` decoder tokens for each row of ``inputs[batch, length]``; a row that
+  draws one of ``stop_ids`` (EOS) keeps it and is padded with 0 after it, and decoding ends
+  when every row has stopped.
 
   An encoder-decoder (T5) starts decoding from ``start_id`` (T5: the pad id, 0);
   ``input_segment_ids`` (0 on padding) mask padded inputs. Cached, the encoder runs once and
@@ -260,15 +276,124 @@ def generate_seq2seq(model: nn.Module, params, inputs: np.ndarray, max_new_token
     raise UsageError('the inputs must be a [batch, length] array with at least one token, '
                      'and max_new_tokens positive')
   sampler = (float(temperature), int(top_k), float(top_p))
+  stop_ids = tuple(sorted({int(i) for i in stop_ids}))
   inputs = np.asarray(inputs, np.int32)
   if use_cache:
     return np.asarray(_seq2seq_cached(params, inputs, input_segment_ids, rng, model=model,
                                       n_new=max_new_tokens, sampler=sampler,
-                                      start_id=start_id))
+                                      start_id=start_id, stop_ids=stop_ids))
   tokens = np.zeros((inputs.shape[0], max_new_tokens + 1), np.int32)
   tokens[:, 0] = start_id
+  done = np.zeros(inputs.shape[0], bool)
   for i in range(max_new_tokens):
-    token = _seq2seq_uncached(params, inputs, input_segment_ids, tokens[:, :-1], i + 1,
-                              jax.random.fold_in(rng, i), model=model, sampler=sampler)
-    tokens[:, i + 1] = np.asarray(token)
+    if done.all():
+      break
+    token = np.asarray(_seq2seq_uncached(params, inputs, input_segment_ids, tokens[:, :-1],
+                                         i + 1, jax.random.fold_in(rng, i), model=model,
+                                         sampler=sampler))
+    tokens[:, i + 1] = np.where(done, 0, token)
+    done |= np.isin(token, stop_ids)
   return tokens[:, 1:]
+
+
+@functools.partial(jax.jit, static_argnames=('model', 'n_new', 'beams', 'start_id', 'eos_id',
+                                             'length_penalty'))
+def _seq2seq_beams(params, inputs, input_segments, *, model: nn.Module, n_new: int, beams: int,
+                   start_id: int, eos_id: int, length_penalty: float):
+  batch = inputs.shape[0]
+  repeat = functools.partial(jnp.repeat, repeats=beams, axis=0)
+  inputs = repeat(inputs)
+  input_segments = None if input_segments is None else repeat(input_segments)
+  # one slot more than tokens: the loop feeds its last token too
+  encoded, cache = _seq2seq_start(params, inputs, input_segments, batch * beams, n_new + 1,
+                                  model)
+  # a scanned decoder stacks its layers' caches in front of the batch axis
+  axis = 1 if model.cfg.scan_layers else 0
+
+  def step(tokens, position, cache, encoded=None):
+    logits, cache = _seq2seq_step(params, tokens[:, None], position, encoded, input_segments,
+                                  cache, model)
+    return jax.nn.log_softmax(logits.astype(jnp.float32)), cache
+
+  def reorder(cache, rows):
+    return jax.tree_util.tree_map(lambda x: jnp.take(x, rows, axis=axis), cache)
+
+  # the first step stores the cross-attention keys/values; the loop's steps reuse them
+  first, cache = step(jnp.full(batch * beams, start_id, jnp.int32), 0, cache, encoded)
+  return beam_search(first, step, cache, reorder, batch, beams, n_new, eos_id, length_penalty)
+
+
+def beam_search(first: jax.Array, step, state, reorder, batch: int, beams: int, n_new: int,
+                eos_id: int, length_penalty: float = 1.0) -> jax.Array:
+  """The best of ``beams`` hypotheses per row, ``[batch, n_new]`` (EOS kept, 0 after it).
+
+  ``first`` are the log-probabilities ``[batch * beams, vocab]`` of the first token (every
+  hypothesis of a row alike); ``step(tokens[batch * beams], position, state) -> (the next
+  log-probabilities, state)`` feeds every hypothesis its last token (new token ``i`` sits at
+  position ``i + 1``, behind the start); ``reorder(state, rows)`` gathers the state rows the
+  surviving hypotheses came from. Hugging Face's beam search: of the
+  ``2 * beams`` best extensions, those ending in EOS among the top ``beams`` are finished,
+  scored ``sum of log-probabilities / length ** length_penalty`` (length counts EOS), and
+  the best ``beams`` others live on. It stops when no live hypothesis can beat the worst
+  finished one of every row (log-probabilities only fall), or after ``n_new`` tokens, when
+  unfinished ones compete at that length. Width 1 is greedy decoding.
+  """
+  rows = jnp.arange(batch)[:, None]
+  alive_seq = jnp.zeros((batch, beams, n_new), jnp.int32)
+  # only the first hypothesis is live at the start, so the beams begin distinct
+  alive_logp = jnp.tile(jnp.where(jnp.arange(beams) == 0, 0.0, -jnp.inf), (batch, 1))
+  done_seq = jnp.zeros((batch, beams, n_new), jnp.int32)
+  done_score = jnp.full((batch, beams), -jnp.inf)
+
+  def penalized(logp, length):
+    return logp / jnp.asarray(length, jnp.float32) ** length_penalty
+
+  def body(carry):
+    i, logp, alive_seq, alive_logp, done_seq, done_score, state = carry
+    vocab = logp.shape[-1]
+    scores = (alive_logp[:, :, None] + logp.reshape(batch, beams, vocab)).reshape(batch, -1)
+    top, index = jax.lax.top_k(scores, 2 * beams)
+    origin, token = index // vocab, index % vocab
+    seqs = alive_seq[rows, origin].at[:, :, i].set(token)
+    ends = token == eos_id
+    finished = ends & (jnp.arange(2 * beams) < beams)
+    merged_seq = jnp.concatenate([done_seq, seqs], axis=1)
+    merged = jnp.concatenate([done_score, jnp.where(finished, penalized(top, i + 1),
+                                                    -jnp.inf)], axis=1)
+    done_score, keep = jax.lax.top_k(merged, beams)
+    done_seq = merged_seq[rows, keep]
+    live = jnp.where(ends, -jnp.inf, top)
+    alive_logp, keep = jax.lax.top_k(live, beams)
+    alive_seq, origin = seqs[rows, keep], origin[rows, keep]
+    state = reorder(state, (rows * beams + origin).reshape(-1))
+    token = jax.lax.dynamic_index_in_dim(alive_seq, i, axis=2, keepdims=False)
+    logp, state = step(token.reshape(-1), i + 1, state)
+    return i + 1, logp, alive_seq, alive_logp, done_seq, done_score, state
+
+  def more(carry):
+    i, _, _, alive_logp, _, done_score, _ = carry
+    best_possible = penalized(alive_logp[:, 0],
+                              n_new if length_penalty > 0 else jnp.maximum(i, 1))
+    return (i < n_new) & ~jnp.all(done_score[:, -1] >= best_possible)
+
+  carry = (0, first, alive_seq, alive_logp, done_seq, done_score, state)
+  _, _, alive_seq, alive_logp, done_seq, done_score, _ = jax.lax.while_loop(more, body, carry)
+  # unfinished hypotheses (out of budget) compete at the full length
+  scores = jnp.concatenate([done_score, penalized(alive_logp, n_new)], axis=1)
+  seqs = jnp.concatenate([done_seq, alive_seq], axis=1)
+  return seqs[jnp.arange(batch), jnp.argmax(scores, axis=1)]
+
+
+def beam_seq2seq(model: nn.Module, params, inputs: np.ndarray, max_new_tokens: int, *,
+                 beams: int, eos_id: int, input_segment_ids: np.ndarray | None = None,
+                 start_id: int = 0, length_penalty: float = 1.0) -> np.ndarray:
+  """``beam_search`` of an encoder-decoder, each row's best hypothesis ``[batch,
+  max_new_tokens]`` (its EOS kept, 0 after it). The encoder runs once per row; the decoder's
+  cache is carried per hypothesis and gathered as hypotheses move."""
+  if beams < 1 or max_new_tokens <= 0:
+    raise UsageError(f'beam search needs --beams >= 1 and max new tokens > 0, got {beams} '
+                     f'and {max_new_tokens}')
+  return np.asarray(_seq2seq_beams(params, np.asarray(inputs, np.int32), input_segment_ids,
+                                   model=model, n_new=max_new_tokens, beams=beams,
+                                   start_id=start_id, eos_id=eos_id,
+                                   length_penalty=float(length_penalty)))

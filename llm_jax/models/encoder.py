@@ -34,6 +34,9 @@ class EncoderLM(nn.Module):
     if cfg.pooler:
       self.pooler = layers.Dense((cfg.d_model,), ('embed',), (None,), True,
                                  layers.normal(cfg.init_std), dtype)
+    if cfg.nsp_head:  # BertForPreTraining's seq_relationship: IsNext (0) or NotNext (1)
+      self.nsp = layers.Dense((2,), ('embed',), (None,), True, layers.normal(cfg.init_std),
+                              dtype)
     if cfg.mlm_head:
       # BERT's prediction head: transform (dense, activation, norm), then the token table
       self.mlm_transform = layers.Dense((cfg.d_model,), ('embed',), (None,), True,
@@ -69,10 +72,30 @@ class EncoderLM(nn.Module):
     x = self.encode(tokens, positions, segment_ids, token_types=token_types,
                     deterministic=deterministic)
     if cfg.pooler and self.is_initializing():
-      self.pool(x)  # only a classification head calls the pooler: create it here
+      self.next_sentence(x)  # only NSP and classification heads pool: create them here
     if not cfg.mlm_head:
       return x
+    return self.mlm_logits(x, predict_at)
+
+  def mlm_logits(self, hidden: jax.Array, predict_at: jax.Array | None = None) -> jax.Array:
+    cfg = self.cfg
     if predict_at is not None:
-      x = jnp.take_along_axis(x, predict_at[..., None], axis=1)
-    x = self.mlm_norm(layers.ACTIVATIONS[cfg.mlp][0](self.mlm_transform(x)))
+      hidden = jnp.take_along_axis(hidden, predict_at[..., None], axis=1)
+    x = self.mlm_norm(layers.ACTIVATIONS[cfg.mlp][0](self.mlm_transform(hidden)))
     return output_logits(cfg, x, self.embed, self.lm_head) + self.mlm_bias
+
+  def next_sentence(self, hidden: jax.Array) -> jax.Array | None:
+    """Float32 NSP logits ``[batch, 2]`` (IsNext, NotNext) from ``encode``'s output; None
+    without ``nsp_head`` (the pooled vector is then only made)."""
+    pooled = self.pool(hidden)
+    return self.nsp(pooled).astype(jnp.float32) if self.cfg.nsp_head else None
+
+  def pretrain(self, tokens: jax.Array, positions: jax.Array | None = None,
+               segment_ids: jax.Array | None = None, *, token_types: jax.Array | None = None,
+               deterministic: bool = True,
+               predict_at: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
+    """BERT's two pretraining heads from one pass: masked-LM logits (at ``predict_at``) and
+    NSP logits, as ``BertForPreTraining`` returns them."""
+    x = self.encode(tokens, positions, segment_ids, token_types=token_types,
+                    deterministic=deterministic)
+    return self.mlm_logits(x, predict_at), self.next_sentence(x)

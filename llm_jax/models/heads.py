@@ -23,16 +23,17 @@ from llm_jax.models.transformer import Stack, TransformerConfig, default_positio
 HEAD = paths.HEAD
 POOLINGS = ('cls', 'mean', 'last')
 # a language model's output layers, which a classifier has no use for
-LM_HEADS = ('mlm_transform', 'mlm_norm', 'mlm_bias', 'lm_head', 'pooler')
+# (and the next-sentence head, and an encoder-decoder's decoder, when the body is its encoder)
+LM_HEADS = ('mlm_transform', 'mlm_norm', 'mlm_bias', 'lm_head', 'pooler', 'nsp', 'decoder')
 
 
 def errors(cfg: TransformerConfig, num_labels: int, pooling: str, use_pooler: bool,
            head_dropout: float) -> list[str]:
   """Every combination a classifier cannot be built with, one message each."""
   out = []
-  if cfg.kind not in ('encoder', 'decoder', 'lstm'):
-    out.append(f'a classifier needs an encoder or a decoder body (or kind="lstm"), not '
-               f'kind={cfg.kind!r}')
+  if cfg.kind not in ('encoder', 'decoder', 'encoder_decoder', 'lstm'):
+    out.append(f'a classifier needs an encoder, a decoder or an encoder-decoder body (or '
+               f'kind="lstm"), not kind={cfg.kind!r}')
   if num_labels < 1:
     out.append(f'num_labels must be at least 1 (1: regression), got {num_labels}')
   if pooling not in POOLINGS:
@@ -62,6 +63,8 @@ def pool(hidden: jax.Array, valid: jax.Array, pooling: str) -> jax.Array:
 class SequenceClassifier(nn.Module):
   """Float32 logits ``[batch, num_labels]`` (one output: a regression value) for token rows.
 
+  The body is an encoder (BERT), a decoder (GPT, LLaMA) or an encoder-decoder's encoder (T5).
+
   ``segment_ids`` is the attention mask (0 on padding), as for the language models. With
   ``use_pooler`` the pooled vector goes through BERT's pooler first; then dropout and the
   dense ``classifier``. ``lora`` adapts the body's targeted projections.
@@ -84,8 +87,10 @@ class SequenceClassifier(nn.Module):
     valid = jnp.ones(tokens.shape, bool) if segment_ids is None else segment_ids != 0
     with lora_lib.enabled(self.lora, deterministic):
       embed = layers.Embed(cfg.vocab_size, cfg.d_model, cfg.init_std, dtype, name='embed')
-      # the stack takes its language model's name: 'encoder' or 'decoder'
-      hidden = Stack(cfg, cfg.num_layers, causal=cfg.kind == 'decoder', name=cfg.kind)(
+      # the stack takes its language model's name: 'encoder' or 'decoder' (an
+      # encoder-decoder's classifier reads its encoder alone, as T5EncoderModel)
+      hidden = Stack(cfg, cfg.num_layers, causal=cfg.kind == 'decoder',
+                     name='decoder' if cfg.kind == 'decoder' else 'encoder')(
           embed(tokens), positions, segment_ids, token_types=token_types,
           deterministic=deterministic)
       x = pool(hidden, valid, self.pooling)

@@ -81,6 +81,7 @@ class TransformerConfig:
   rescale_logits: bool = False  # T5 v1.0: final states times d_model**-0.5 before the output
   mlm_head: bool = True  # encoder only: BERT's masked-LM head; False: a bare encoder
   pooler: bool = False  # encoder only: BERT's dense + tanh on the first ([CLS]) token
+  nsp_head: bool = False  # encoder with pooler: BERT's next-sentence classifier on the pool
   init_std: float = 0.02
   dtype: str = 'float32'
   remat: str = 'none'  # activations kept for the backward pass: none | full | save_dots
@@ -177,8 +178,11 @@ class TransformerConfig:
                  'model.attention="xla"')
     if self.positions == 'relative' and self.relative_buckets < 4:
       out.append(f'model.relative_buckets must be at least 4, got {self.relative_buckets}')
-    if self.kind != 'encoder' and (self.pooler or not self.mlm_head):
-      out.append(f'model.pooler and model.mlm_head belong to kind="encoder", not {self.kind!r}')
+    if self.kind != 'encoder' and (self.pooler or not self.mlm_head or self.nsp_head):
+      out.append('model.pooler, model.mlm_head and model.nsp_head belong to kind="encoder", '
+                 f'not {self.kind!r}')
+    if self.nsp_head and not self.pooler:
+      out.append('model.nsp_head classifies the pooled [CLS] vector: set model.pooler=true')
     if self.kind != 'lstm' and self.lstm_hidden:
       out.append(f'model.lstm_hidden belongs to kind="lstm", not {self.kind!r}')
     if not 0.0 <= self.dropout < 1.0:

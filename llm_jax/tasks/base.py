@@ -25,6 +25,7 @@ import jax
 import ml_collections
 import numpy as np
 
+from llm_jax import config as config_lib
 from llm_jax import models
 from llm_jax.errors import UsageError
 from llm_jax.models import TransformerConfig
@@ -77,16 +78,19 @@ class Task(abc.ABC):
            train: bool, **ids):
     """``(mean loss, summed metrics)`` of ``batch``; each objective's module defines it."""
 
-  def token_ids(self, vocab_size: int, special: Mapping[str, int]) -> dict[str, int]:
-    """The keyword arguments ``loss`` takes beside the batch."""
-    del vocab_size, special
+  def token_ids(self, vocab_size: int, special: Mapping[str, int],
+                config: ml_collections.ConfigDict) -> dict[str, Any]:
+    """The keyword arguments ``loss`` takes beside the batch: token ids, and the rates of
+    the objective's section of ``config``."""
+    del vocab_size, special, config
     return {}
 
-  def bind(self, vocab_size: int, special: Mapping[str, int]) -> Loss:
-    """``loss`` with the token ids it needs; call it as ``loss(model, params, batch, rng,
-    train)``."""
+  def bind(self, vocab_size: int, special: Mapping[str, int],
+           config: ml_collections.ConfigDict | None = None) -> Loss:
+    """``loss`` with the token ids and rates it needs (``config``: the run's; None: the
+    defaults); call it as ``loss(model, params, batch, rng, train)``."""
     self.check_special(special)
-    ids = self.token_ids(vocab_size, special)
+    ids = self.token_ids(vocab_size, special, config or config_lib.base())
     return functools.partial(self.loss, **ids) if ids else self.loss
 
   def check_special(self, special: Mapping[str, int]) -> None:
@@ -96,8 +100,8 @@ class Task(abc.ABC):
                        f'token(s); it has {", ".join(sorted(special)) or "no special tokens"}: '
                        'use a sentencepiece or WordPiece tokenizer')
 
-  def packing(self, special: Mapping[str, int], seq_len: int,
-              cross_document: bool) -> Packing:
+  def packing(self, special: Mapping[str, int], config: ml_collections.ConfigDict) -> Packing:
+    """How ``config``'s documents become rows (``train.seq_len`` long) for this task."""
     raise UsageError(f'objective {self.name!r} reads labelled examples, not packed documents')
 
   def outputs(self, config: ml_collections.ConfigDict, label_names: tuple[str, ...]) -> int:

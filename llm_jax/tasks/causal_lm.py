@@ -59,10 +59,11 @@ class CausalLM(Task):
                          rngs={'dropout': rng})
     return objectives.causal_lm(logits, batch['targets'], batch.get('loss_mask'))
 
-  def packing(self, special, seq_len, cross_document):
+  def packing(self, special, config):
+    seq_len = config.train.seq_len
     return Packing(functools.partial(frame, eos_id=special.get('eos')),
                    {'inputs': seq_len, 'targets': seq_len},
-                   functools.partial(packed_batch, cross_document=cross_document))
+                   functools.partial(packed_batch, cross_document=config.data.cross_document))
 
 
 TASK = CausalLM()

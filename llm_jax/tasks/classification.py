@@ -25,7 +25,7 @@ def logits(model, params, batch: dict[str, jax.Array], rng: jax.Array | None = N
 @dataclasses.dataclass(frozen=True)
 class Classification(Task):
   name: str = 'classification'
-  model_kinds: tuple[str, ...] = ('decoder', 'encoder', 'lstm')
+  model_kinds: tuple[str, ...] = ('decoder', 'encoder', 'encoder_decoder', 'lstm')
   batchings: tuple[str, ...] = ()  # padded, length-bucketed examples (data.loader)
   labelled: bool = True
   finetunes: bool = True

@@ -45,8 +45,9 @@ class SFT(CausalLM):
   finetunes: bool = True
   reads: str = 'conversation'
 
-  def packing(self, special, seq_len, cross_document):
-    del special, cross_document  # framing is the renderer's; examples never mix
+  def packing(self, special, config):
+    del special  # framing is the renderer's; examples never mix
+    seq_len = config.train.seq_len
     return Packing(functools.partial(frame, seq_len=seq_len),
                    {'inputs': seq_len, 'targets': seq_len, 'weights': seq_len}, finish,
                    whole=True)

@@ -139,7 +139,7 @@ def build(config: ml_collections.ConfigDict, model_cfg: TransformerConfig,
   data_sharding = parallel.batch_sharding(mesh)
   replicated = NamedSharding(mesh, PartitionSpec())
   keys = passes.run_keys(config.seed)
-  loss = task.bind(model_cfg.vocab_size, special or {})
+  loss = task.bind(model_cfg.vocab_size, special or {}, config)
   step_fn = jax.jit(functools.partial(train_step, model=model, loss=loss, tx=tx, rng=keys.step,
                                       microbatches=t.microbatches, freeze_spec=freeze_spec),
                     in_shardings=(state_shardings, data_sharding),

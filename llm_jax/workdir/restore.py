@@ -79,18 +79,19 @@ def load(workdir: str, checkpoint: str = 'auto') -> Trained:
 
 
 def _imported(directory: str) -> Trained:
-  """A directory of ``convert --from-hf`` as a decoder to sample from (its tokenizer: the
-  checkpoint's own files)."""
+  """A directory of ``convert --from-hf`` as a model to generate from, a decoder or an
+  encoder-decoder (its tokenizer: the checkpoint's own files)."""
   cfg, params, _ = imported.read(directory)
   tokenizer_dir = os.path.join(directory, imported.TOKENIZER_DIR)
   if not os.path.isfile(os.path.join(tokenizer_dir, 'tokenizer.json')):
     raise FileNotFoundError(f'{directory} holds no Hugging Face tokenizer.json '
                             f'({imported.TOKENIZER_DIR}/): convert a checkpoint that has one')
   config = config_lib.base()
-  config.objective = 'causal_lm'
+  config.objective = 'seq2seq' if cfg.kind == 'encoder_decoder' else 'causal_lm'
   config.model.update({k: v for k, v in dataclasses.asdict(cfg).items()})
   config.train.seq_len = cfg.max_len
-  return Trained(config, tokenizers.from_file(tokenizer_dir), models.build(cfg), params, 0,
+  model = tasks.get(config.objective).model(cfg, config)
+  return Trained(config, tokenizers.from_file(tokenizer_dir), model, params, 0,
                  imported=True)
 
 
