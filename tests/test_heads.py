@@ -9,7 +9,7 @@ import pytest
 from llm_jax import models, objectives, parallel
 from llm_jax.errors import UsageError
 from llm_jax.evaluation import metrics as metrics_lib
-from llm_jax.models import TransformerConfig
+from llm_jax.models import TransformerConfig, heads
 from llm_jax.tasks import classification
 
 BERT = TransformerConfig(vocab_size=30, kind='encoder', d_model=16, num_heads=2, num_layers=2,
@@ -113,6 +113,33 @@ def test_encoder_body_loads_by_name_and_matches_encoder_lm():
                              pooled @ head['kernel'] + head['bias'], atol=1e-6)
 
 
+def test_t5_encoder_body_loads_by_name_and_is_mean_pooled():
+  """A classifier on an encoder-decoder reads its encoder alone (the decoder is dropped);
+  Hugging Face has no such model, so export refuses it by name."""
+  from llm_jax.convert import hf
+  from llm_jax.convert.family import ConversionError
+  t5 = TransformerConfig(vocab_size=30, kind='encoder_decoder', d_model=16, num_heads=2,
+                         num_layers=1, norm='rmsnorm', positions='relative', mlp='geglu',
+                         use_bias=False, scaled_attention=False, tie_embeddings=False)
+  data = batch([0, 1, 1, 0])
+  lm = models.build(t5)
+  pretrained = parallel.unbox(lm.init(jax.random.key(2), data['inputs'], data['inputs'])
+                              ['params'])
+  model = models.build_classifier(t5, 2, pooling='mean')
+  init = parallel.unbox(model.init(jax.random.key(1), data['inputs'])['params'])
+  params, report = models.load_pretrained(init, pretrained)
+  assert report.new == ['classifier/bias', 'classifier/kernel']
+  assert {p.split('/')[0] for p in report.dropped} == {'decoder', 'lm_head'}
+  hidden = lm.apply({'params': pretrained}, data['inputs'], None, data['attention_mask'],
+                    method='encode')
+  pooled = heads.pool(hidden, data['attention_mask'] > 0, 'mean')
+  head = params['classifier']
+  np.testing.assert_allclose(classification.logits(model, params, data),
+                             pooled @ head['kernel'] + head['bias'], atol=1e-6)
+  with pytest.raises(ConversionError, match='T5ForSequenceClassification'):
+    hf.classifier_to_hf(model, params)
+
+
 def test_decoder_last_token_pooling_reads_the_last_real_token():
   data = batch([0, 1, 1, 0])
   lm = models.build(LLAMA)
@@ -171,7 +198,7 @@ def test_a_pooler_the_checkpoint_lacks_is_new_but_half_of_one_is_missing():
 @pytest.mark.parametrize('cfg, kwargs, words', [
     (LLAMA, dict(pooling='cls'), 'first token'),
     (BERT, dict(pooling='mean', use_pooler=True), 'pooler'),
-    (TransformerConfig(vocab_size=30, kind='encoder_decoder'), {}, 'encoder or a decoder'),
+    (BERT, dict(head_dropout=1.0), 'head dropout'),
     (BERT, dict(lora=models.LoraConfig(rank=0)), 'rank'),
 ])
 def test_impossible_classifiers_are_refused(cfg, kwargs, words):

@@ -137,3 +137,29 @@ def test_selections_past_the_cap_are_undone():
 def test_bind_names_the_missing_special_token():
   with pytest.raises(UsageError, match="needs the tokenizer's cls, sep, mask token"):
     tasks.bind('masked_lm', VOCAB, {'pad': 0})
+
+
+def test_masking_rates_come_from_the_config_section():
+  """mlm.rate and the [MASK]/random shares reach the objective; bad values are refused."""
+  from llm_jax import config as config_lib
+  from llm_jax.train import checks
+  config = config_lib.base()
+  ids = tasks.get('masked_lm').token_ids(VOCAB, SPECIAL, config)
+  assert ids['rates'] == (0.15, 0.8, 0.1)  # today's defaults, BERT's
+  config.mlm.rate, config.mlm.mask_fraction, config.mlm.random_fraction = 0.5, 1.0, 0.0
+  rates = tasks.get('masked_lm').token_ids(VOCAB, SPECIAL, config)['rates']
+  tokens = rows(batch=8, length=64, seed=5)
+  inputs, at, weights = tasks.masked_lm.corrupt(jax.random.key(0), {'inputs': tokens}, VOCAB,
+                                                MASK, (PAD, CLS, SEP, MASK), rates)
+  maskable = float((~np.isin(tokens, [PAD, CLS, SEP, MASK])).sum())
+  assert 0.42 < float(weights.sum()) / maskable < 0.58
+  chosen = np.take_along_axis(np.asarray(inputs), np.asarray(at), 1)[np.asarray(weights) > 0]
+  assert (chosen == MASK).all()  # mask_fraction 1: every selected token is [MASK]
+  config.mlm.mask_fraction, config.mlm.random_fraction = 0.95, 0.1
+  with pytest.raises(checks.config_lib.ConfigError, match='add up to at most 1'):
+    checks.validate(_with_objective(config, 'masked_lm'))
+
+
+def _with_objective(config, objective):
+  config.objective, config.model.kind, config.data.batching = objective, 'encoder', 'packed'
+  return config

@@ -90,3 +90,24 @@ def test_span_corruption_task_trains_an_encoder_decoder():
   # targets: noise tokens, one sentinel per span and EOS; round(40 * .15) = 6 in 2 spans
   assert np.isfinite(loss) and float(metrics['tokens']) == (6 + 2 + 1) + (4 + 1 + 1)
   assert np.abs(grads['lm_head']['kernel']).max() > 0
+
+
+def test_noise_density_and_span_length_come_from_the_config_section():
+  from llm_jax import config as config_lib
+  config = config_lib.base()
+  task = tasks.get('span_corruption')
+  special = {'pad': PAD, 'eos': EOS}
+  assert task.token_ids(VOCAB, special, config)['noise'] == (0.15, 3.0)  # T5's defaults
+  config.span_corruption.noise_density, config.span_corruption.mean_span_length = 0.3, 2.0
+  config.train.seq_len = 32
+  assert task.token_ids(VOCAB, special, config)['noise'] == (0.3, 2.0)
+  raw = task.packing(special, config).lengths['inputs']
+  assert raw == objectives.span_corruption_tokens_length(32, 0.3, 2.0) > 40
+  tokens = jax.random.randint(jax.random.key(1), (1, raw), 2, VOCAB - 20)
+  inputs, targets = objectives.span_corruption(jax.random.key(2), tokens, vocab_size=VOCAB,
+                                               eos_id=EOS, pad_id=PAD, noise_density=0.3,
+                                               mean_noise_span_length=2.0)
+  noise = round(raw * 0.3)
+  spans = round(noise / 2.0)
+  assert int((targets != PAD).sum()) == noise + spans + 1
+  assert inputs.shape[1] <= 32

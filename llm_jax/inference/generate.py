@@ -336,7 +336,8 @@ def beam_search(first: jax.Array, step, state, reorder, batch: int, beams: int, 
   scored ``sum of log-probabilities / length ** length_penalty`` (length counts EOS), and
   the best ``beams`` others live on. It stops when no live hypothesis can beat the worst
   finished one of every row (log-probabilities only fall), or after ``n_new`` tokens, when
-  unfinished ones compete at that length. Width 1 is greedy decoding.
+  unfinished ones compete at that length. Width 1 without a length penalty is greedy
+  decoding (a positive penalty lets a long unfinished hypothesis beat an early EOS).
   """
   rows = jnp.arange(batch)[:, None]
   alive_seq = jnp.zeros((batch, beams, n_new), jnp.int32)
