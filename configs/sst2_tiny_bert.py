@@ -26,6 +26,7 @@ from llm_jax.config import base
 from llm_jax.models import presets
 
 PRETRAINED = 'runs/sst2_tiny_bert_mlm'
+PRETRAINED_NSP = 'runs/sst2_tiny_bert_nsp'  # pretrain_nsp's workdir, read by finetune_nsp
 
 
 def get_config(arg: str = 'pretrain'):
@@ -38,8 +39,11 @@ def get_config(arg: str = 'pretrain'):
   m.dropout = 0.1
   t = config.train
   o = config.optim
-  if arg == 'pretrain':
-    config.objective = 'masked_lm'
+  if arg in ('pretrain', 'pretrain_nsp'):
+    config.objective = 'masked_lm' if arg == 'pretrain' else 'mlm_nsp'
+    if arg == 'pretrain_nsp':  # BERT's next-sentence head on the pooled [CLS] of pairs
+      m.nsp_head = True
+      m.pooler = True
     d.batching = 'packed'
     d.corpus = 'sst2+ptb'
     d.tokenizer = 'sentencepiece'
@@ -56,15 +60,16 @@ def get_config(arg: str = 'pretrain'):
     o.min_lr = 1e-4
     o.warmup_steps = 100
     o.weight_decay = 0.01
-  elif arg in ('finetune', 'scratch'):
+  elif arg in ('finetune', 'finetune_nsp', 'scratch'):
     config.objective = 'classification'
     d.corpus = 'sst2'
     d.tokenizer = 'sentencepiece'
-    d.tokenizer_path = f'{PRETRAINED}/tokenizer'
+    body = PRETRAINED_NSP if arg == 'finetune_nsp' else PRETRAINED
+    d.tokenizer_path = f'{body}/tokenizer'
     m.mlm_head = False
     m.pooler = True
     f = config.finetune
-    f.pretrained = PRETRAINED if arg == 'finetune' else ''
+    f.pretrained = '' if arg == 'scratch' else body
     f.pooling = 'cls'
     f.head_dropout = 0.1
     # three epochs of the 67,349 sentences
@@ -82,5 +87,6 @@ def get_config(arg: str = 'pretrain'):
     o.b2 = 0.999
     o.weight_decay = 0.01
   else:
-    raise ValueError(f'unknown variant {arg!r}: use "pretrain", "finetune" or "scratch"')
+    raise ValueError(f'unknown variant {arg!r}: use "pretrain", "pretrain_nsp", "finetune", '
+                     '"finetune_nsp" or "scratch"')
   return config

@@ -15,7 +15,7 @@ from llm_jax import config as config_lib
 from llm_jax import models, parallel, train, workdir
 from llm_jax.convert import directories, trained
 from llm_jax.convert.family import ConversionError
-from llm_jax.data import tokenizers
+from llm_jax.data import batching, tokenizers
 from llm_jax.tasks import classification
 from llm_jax.train import checks
 from tests import hf_parity
@@ -37,6 +37,11 @@ def labelled(tmp_path_factory):
   """Three labels in TSV files, and a WordPiece vocabulary of their words."""
   root = tmp_path_factory.mktemp('labelled')
   write_labelled(root, WORDS, {'train': 64, 'dev': 16}, 3, ('the', 'film'))
+  for split in ('train', 'dev'):  # a second text column, for the pair classifier
+    path = root / f'{split}.tsv'
+    lines = [line.split('\t') for line in path.read_text().splitlines()]
+    path.write_text(''.join(f'{t}\t{"text_b" if i == 0 else t.split()[0]}\t{y}\n'
+                            for i, (t, y) in enumerate(lines)))
   vocab = SPECIALS + ['the', 'film'] + ' '.join(WORDS.values()).split()
   (root / 'vocab.txt').write_text('\n'.join(vocab) + '\n')
   return root
@@ -62,7 +67,8 @@ def classifier(root, tmp_path_factory, *overrides):
 
 @pytest.fixture(scope='module')
 def bert_run(labelled, tmp_path_factory):
-  return classifier(labelled, tmp_path_factory)
+  """A sentence-pair classifier: [CLS] text [SEP] text_b [SEP], token types 0/1."""
+  return classifier(labelled, tmp_path_factory, 'data.text_pair_field=text_b')
 
 
 @pytest.fixture(scope='module')
@@ -86,12 +92,16 @@ def classifier_logits(model, params, ids, mask):
   return np.asarray(classification.logits(model, params, batch))
 
 
-def assert_same_logits(loaded, out, model_class):
-  """HF's logits (float32, eval) equal ours (no dropout) on padded rows, every label."""
+def assert_same_logits(loaded, out, model_class, pairs: bool = False):
+  """HF's logits (float32, eval) equal ours (no dropout) on padded rows, every label; with
+  ``pairs``, rows of two segments (token types 0, then 1 from the fourth token)."""
   hf_model = model_class.from_pretrained(out, dtype=torch.float32).eval()
   ids, mask = padded_batch(loaded)
-  ours = classifier_logits(loaded.model, loaded.params, ids, mask)
-  theirs = hf_parity.torch_logits(hf_model, input_ids=ids, attention_mask=mask)
+  types = {'token_types': (np.arange(ids.shape[1]) >= 4) * mask} if pairs else {}
+  ours = np.asarray(classification.logits(loaded.model, loaded.params,
+                                          {'inputs': ids, 'attention_mask': mask, **types}))
+  theirs = hf_parity.torch_logits(hf_model, input_ids=ids, attention_mask=mask,
+                                  **({'token_type_ids': types['token_types']} if pairs else {}))
   assert theirs.shape == ours.shape
   np.testing.assert_allclose(theirs, ours, rtol=0, atol=hf_parity.TOLERANCE)
 
@@ -106,12 +116,16 @@ def test_a_bert_classifier_is_written_as_bert_for_sequence_classification(bert_r
       (3, 'single_label_classification')
   assert hf_config['id2label'] == {'0': 'neg', '1': 'mid', '2': 'pos'}
   assert hf_config['label2id'] == {'neg': 0, 'mid': 1, 'pos': 2}
-  assert_same_logits(loaded, tmp_path, transformers.BertForSequenceClassification)
-  # the WordPiece tokenizer comes along and frames a text as our classification batches do
-  text = 'lovely the film'
-  ids = transformers.AutoTokenizer.from_pretrained(tmp_path)(text)['input_ids']
-  special = loaded.tokenizer.special
-  assert ids == [special['cls'], *loaded.tokenizer.encode(text).tolist(), special['sep']]
+  assert_same_logits(loaded, tmp_path, transformers.BertForSequenceClassification, pairs=True)
+  # the WordPiece tokenizer comes along and frames a pair as our classification batches do
+  text, pair = 'lovely the film', 'good'
+  theirs = transformers.AutoTokenizer.from_pretrained(tmp_path)(text, pair)
+  special, encode = loaded.tokenizer.special, loaded.tokenizer.encode
+  ours = batching.pad_classification([(encode(text), encode(pair))], 16, special['pad'],
+                                     special['cls'], special['sep'])
+  n = len(theirs['input_ids'])
+  assert ours['inputs'][0, :n].tolist() == theirs['input_ids']
+  assert ours['token_types'][0, :n].tolist() == theirs['token_type_ids']
 
 
 def test_lora_adapters_are_merged_into_the_written_weights(lora_run, tmp_path):

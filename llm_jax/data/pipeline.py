@@ -20,7 +20,6 @@ from jax.experimental import multihost_utils
 from llm_jax import tasks
 from llm_jax.data import lm, loader, nsp, seq2seq, sft, sources, tokenizers
 from llm_jax.errors import UsageError
-from llm_jax.inference import text
 
 Batches = Iterable[dict[str, np.ndarray]]
 BATCHING = ('windows', 'packed')
@@ -168,7 +167,7 @@ def answer_examples(config: ml_collections.ConfigDict, tokenizer: tokenizers.Tok
   if tasks.get(config.objective).reads == 'text2text':
     pairs = [seq2seq.texts(config.seq2seq, config.data.text_field, prepared.label_names)(r)
              for r in records]
-    inputs = text.seq2seq_inputs(tokenizer, [i for i, _ in pairs], config.train.seq_len)
+    inputs = seq2seq.inputs(tokenizer, [i for i, _ in pairs], config.train.seq_len)
     return list(zip(inputs, [t for _, t in pairs]))
   answer = sft.encoder(config.sft, tokenizer, config.data.text_field, prepared.label_names,
                        for_answers=True)

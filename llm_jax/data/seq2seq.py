@@ -9,7 +9,7 @@ task prefixes, ``"sst2 sentence: {text}"``) is the input; its target is the labe
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 import ml_collections
 import numpy as np
@@ -45,6 +45,15 @@ def encoder(s2s: ml_collections.ConfigDict, tokenizer: tokenizers.Tokenizer, tex
     source, target = of(record)
     return tokenizer.encode(source), tokenizer.encode(target)
   return encode
+
+
+def inputs(tokenizer: tokenizers.Tokenizer, texts: Sequence[str],
+           max_len: int = 0) -> list[np.ndarray]:
+  """Encoder inputs as a seq2seq run trains on them: each text's ids (the first ``max_len`` -
+  1, if given) and EOS, for generation."""
+  eos = tokenizer.special['eos']
+  return [np.append(ids[:max_len - 1] if max_len else ids, eos).astype(np.int32)
+          for ids in tokenizer.encode_batch(list(texts))]
 
 
 def errors(config: ml_collections.ConfigDict) -> list[str]:

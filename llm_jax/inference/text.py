@@ -18,7 +18,7 @@ from collections.abc import Iterator, Sequence
 import jax
 import numpy as np
 
-from llm_jax.data import chat, tokenizers
+from llm_jax.data import chat, seq2seq, tokenizers
 from llm_jax.errors import UsageError
 from llm_jax.inference import generate
 
@@ -56,15 +56,6 @@ def cut(text: str, stop: Sequence[str]) -> str:
   """``text`` up to the first of the ``stop`` strings."""
   ends = [text.find(s) for s in stop if s and s in text]
   return text[:min(ends)] if ends else text
-
-
-def seq2seq_inputs(tokenizer: tokenizers.Tokenizer, texts: Sequence[str],
-                   max_len: int = 0) -> list[np.ndarray]:
-  """Encoder inputs as a seq2seq run trains on them: the text's ids (its first ``max_len`` -
-  1, if given) and EOS."""
-  eos = tokenizer.special['eos']
-  return [np.append(ids[:max_len - 1] if max_len else ids, eos).astype(np.int32)
-          for ids in tokenizer.encode_batch(list(texts))]
 
 
 def decode_seq2seq(model, params, inputs: Sequence[np.ndarray], max_new_tokens: int, *,
@@ -107,7 +98,7 @@ def complete(model, params, tokenizer: tokenizers.Tokenizer, prompts: Sequence[s
     if as_chat:
       raise UsageError('--chat renders a chat template for a decoder; an encoder-decoder '
                        'reads the prompt as its input')
-    new = decode_seq2seq(model, params, seq2seq_inputs(tokenizer, prompts), max_new_tokens,
+    new = decode_seq2seq(model, params, seq2seq.inputs(tokenizer, prompts), max_new_tokens,
                          eos_id=tokenizer.special['eos'], pad_id=tokenizer.special.get('pad', 0),
                          beams=beams, length_penalty=length_penalty, temperature=temperature,
                          top_k=top_k, top_p=top_p, seed=seed)
@@ -144,7 +135,7 @@ def predict_seq2seq(model, params, tokenizer: tokenizers.Tokenizer,
   """A text-to-text run's output for each text: the text put into its ``seq2seq.input``
   template and cut to ``train.seq_len``, as training read it, decoded to EOS."""
   s2s = config.seq2seq
-  inputs = seq2seq_inputs(tokenizer, [s2s.input.format(text=t, text_pair='') for t in texts],
+  inputs = seq2seq.inputs(tokenizer, [s2s.input.format(text=t, text_pair='') for t in texts],
                           config.train.seq_len)
   new = decode_seq2seq(model, params, inputs, s2s.target_len, eos_id=tokenizer.special['eos'],
                        pad_id=tokenizer.special.get('pad', 0), beams=beams)
