@@ -151,3 +151,26 @@ def test_t5_finetuned_text_to_text_generates_its_label_words(tmp_path, capsys):
   cli.main(['generate', f'--workdir={run}', '--prompt=review: good film', '--temperature=0',
             '--beams=2'])
   assert capsys.readouterr().out.strip().endswith('great')
+
+
+def test_free_text_targets_come_from_a_column_of_their_own(tmp_path):
+  """data.label_text keeps a JSONL 'target' as text (no label vocabulary), and a second text
+  column reaches the input template as {text_pair}."""
+  from llm_jax.data import seq2seq as seq2seq_data
+  from llm_jax.data import sources
+  rows = [{'source': 'the cat sat', 'context': 'on a mat', 'target': 'le chat'},
+          {'source': 'a dog', 'context': 'ran', 'target': 'un chien  '}]
+  (tmp_path / 'train.jsonl').write_text(''.join(json.dumps(r) + '\n' for r in rows))
+  config = config_lib.base()
+  d = config.data
+  d.corpus, d.format, d.files.train, d.val_fraction = 'files', 'jsonl', str(
+      tmp_path / 'train.jsonl'), 0.0
+  d.text_field, d.text_pair_field, d.label_field, d.label_text = (
+      'source', 'context', 'target', True)
+  config.seq2seq.input = 'translate: {text} | {text_pair}'
+  prepared = sources.prepare(d)
+  assert prepared.label_names == ()
+  of = seq2seq_data.texts(config.seq2seq, d.text_field, prepared.label_names)
+  records = [prepared.splits['train'][i] for i in range(2)]
+  assert [of(r) for r in records] == [('translate: the cat sat | on a mat', 'le chat'),
+                                      ('translate: a dog | ran', 'un chien  ')]
