@@ -95,6 +95,27 @@ def test_decoding_stops_at_eos_and_beams_of_one_are_greedy(t5):
   np.testing.assert_array_equal(beams, stopped)
 
 
+def test_beam_search_equals_hugging_face_beam_search(t5):
+  """Width 3 with and without a length penalty: the hypotheses transformers' generate picks
+  (early_stopping='never', whose stopping bound is ours), up to their EOS."""
+  hf_model, model, params = t5
+  inputs = np.random.default_rng(0).integers(2, 64, (6, 6)).astype(np.int32)
+  free = generate.generate_seq2seq(model, params, inputs, 8, jax.random.key(0),
+                                   temperature=0.0)
+  eos = int(free[1, 3])  # a token some rows reach: finished and unfinished hypotheses compete
+  for penalty in (0.0, 1.0):
+    ours = generate.beam_seq2seq(model, params, inputs, 8, beams=3, eos_id=eos,
+                                 length_penalty=penalty)
+    with torch.no_grad():
+      theirs = hf_model.generate(torch.from_numpy(inputs).long(), num_beams=3, max_new_tokens=8,
+                                 length_penalty=penalty, early_stopping='never',
+                                 eos_token_id=eos, pad_token_id=PAD, do_sample=False).numpy()
+    for row, reference in zip(ours, theirs[:, 1:]):  # theirs starts with the start token
+      ends = np.flatnonzero(reference == eos)
+      cut = ends[0] + 1 if len(ends) else len(reference)
+      assert row[:cut].tolist() == reference[:cut].tolist() and not row[cut:].any()
+
+
 def test_beam_search_of_two_finds_what_greedy_misses():
   """A bigram model over {0: start, 1: EOS, 2: a, 3: b}. Greedy takes a (0.6) then a's best,
   EOS at 0.4: 0.24. Width 2 also keeps b (0.4), whose EOS is 0.9: 0.36, the better
