@@ -16,6 +16,7 @@ from llm_jax import models, parallel, train, workdir
 from llm_jax.convert import directories, trained
 from llm_jax.convert.family import ConversionError
 from llm_jax.data import batching, tokenizers
+from llm_jax.inference import classify
 from llm_jax.tasks import classification
 from llm_jax.train import checks
 from tests import hf_parity
@@ -126,6 +127,14 @@ def test_a_bert_classifier_is_written_as_bert_for_sequence_classification(bert_r
   n = len(theirs['input_ids'])
   assert ours['inputs'][0, :n].tolist() == theirs['input_ids']
   assert ours['token_types'][0, :n].tolist() == theirs['token_type_ids']
+  # llm-jax predict reads a pair as FIRST<TAB>SECOND, as the export scores it
+  label, prob = classify.labels(loaded, [f'{text}\t{pair}'])[0]
+  hf_model = transformers.BertForSequenceClassification.from_pretrained(tmp_path).eval()
+  with torch.no_grad():
+    probs = torch.softmax(hf_model(**{k: torch.tensor([v]) for k, v in theirs.items()}).logits,
+                          -1)[0].numpy()
+  assert label == ('neg', 'mid', 'pos')[int(probs.argmax())]
+  np.testing.assert_allclose(prob, probs.max(), atol=1e-5)
 
 
 def test_lora_adapters_are_merged_into_the_written_weights(lora_run, tmp_path):
