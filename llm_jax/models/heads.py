@@ -117,7 +117,12 @@ class LoadReport:
     new += [f'{len(adapters)} LoRA adapter tensors'] if adapters else []
     out = f'loaded {len(self.loaded)} pretrained tensors; new: {", ".join(new) or "none"}'
     if self.dropped:
-      out += f'; dropped (language-model heads): {", ".join(self.dropped)}'
+      groups: dict[str, list[str]] = {}
+      for path in self.dropped:
+        groups.setdefault(path.split('/')[0], []).append(path)
+      named = [members[0] if len(members) == 1 else f'{top}/ ({len(members)} tensors)'
+               for top, members in groups.items()]
+      out += f'; dropped (language-model heads): {", ".join(named)}'
     return out
 
 
