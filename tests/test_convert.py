@@ -80,7 +80,7 @@ def test_a_scanned_model_exports_as_its_per_block_twin():
 
 def test_checkpoints_in_older_layouts_read(tmp_path):
   """bert-base-uncased style: LayerNorm gamma/beta, a stored copy of the tied decoder, the
-  next-sentence head and a position-id buffer (the last two dropped and listed)."""
+  next-sentence head (kept: model.nsp_head) and a position-id buffer (dropped and listed)."""
   cfg = TransformerConfig(**BERT, pooler=True)
   params = random_params(cfg)
   hf_config, tensors = hf.to_hf(cfg, params)
@@ -88,11 +88,14 @@ def test_checkpoints_in_older_layouts_read(tmp_path):
                                                                      'LayerNorm.beta'): x
          for name, x in tensors.items()}
   old['cls.predictions.decoder.weight'] = tensors['bert.embeddings.word_embeddings.weight']
-  old['cls.seq_relationship.weight'] = np.zeros((2, 16), np.float32)
+  nsp = np.arange(32, dtype=np.float32).reshape(2, 16)
+  old['cls.seq_relationship.weight'] = nsp
+  old['cls.seq_relationship.bias'] = np.array([1.0, -1.0], np.float32)
   old['bert.embeddings.position_ids'] = np.arange(12)[None]
   hf.write_hf(str(tmp_path), hf_config, old)
-  _, back, _, dropped = hf.from_hf(str(tmp_path))
-  assert dropped == ['bert.embeddings.position_ids', 'cls.seq_relationship.weight']
+  back_cfg, back, _, dropped = hf.from_hf(str(tmp_path))
+  assert dropped == ['bert.embeddings.position_ids'] and back_cfg.nsp_head
+  np.testing.assert_array_equal(back.pop('nsp')['kernel'], nsp.T)
   jax.tree_util.tree_map(np.testing.assert_array_equal, back, params)
 
 
