@@ -123,10 +123,10 @@ def test_t5_encoder_body_loads_by_name_and_is_mean_pooled():
                          use_bias=False, scaled_attention=False, tie_embeddings=False)
   data = batch([0, 1, 1, 0])
   lm = models.build(t5)
-  pretrained = parallel.unbox(lm.init(jax.random.key(2), data['inputs'], data['inputs'])
-                              ['params'])
+  pretrained = parallel.unbox(jax.jit(lm.init)(jax.random.key(2), data['inputs'],
+                                               data['inputs'])['params'])
   model = models.build_classifier(t5, 2, pooling='mean')
-  init = parallel.unbox(model.init(jax.random.key(1), data['inputs'])['params'])
+  init = parallel.unbox(jax.jit(model.init)(jax.random.key(1), data['inputs'])['params'])
   params, report = models.load_pretrained(init, pretrained)
   assert report.new == ['classifier/bias', 'classifier/kernel']
   assert {p.split('/')[0] for p in report.dropped} == {'decoder', 'lm_head'}

@@ -5,6 +5,7 @@ pair data of ``mlm_nsp`` and its joint loss."""
 import importlib.resources
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
@@ -115,23 +116,31 @@ def test_mlm_nsp_loss_is_the_sum_of_its_two_objectives():
                                  num_layers=1, max_len=16, pre_norm=False, type_vocab_size=2,
                                  embed_norm=True, pooler=True, nsp_head=True)
   model = models.build(cfg)
-  params = model.init(jax.random.key(0), *models.sample_inputs(cfg))['params']
+  # jitted: eager init compiles each of its ~90 small ops alone (14 s here)
+  params = jax.jit(model.init)(jax.random.key(0), *models.sample_inputs(cfg))['params']
   special = {'pad': 0, 'cls': 1, 'sep': 2, 'mask': 3}
   pairs = [(np.arange(5, 9), np.arange(10, 14)), (np.arange(20, 23), np.arange(30, 36))]
   batch = batching.pad_classification(pairs, 16, 0, 1, 2)
   batch.update(next_labels=np.array([0, 1]), example_mask=np.ones(2, np.float32))
   config = config_lib.base()
   config.mlm.rate = 0.3
-  loss, metrics = tasks.bind('mlm_nsp', 40, special, config)(model, params, batch,
-                                                             jax.random.key(3), train=False)
-  # the same masking, drawn as the task draws it, and the two heads' losses added
-  mask_rng, _ = jax.random.split(jax.random.key(3))
-  inputs, at, weights = tasks.masked_lm.corrupt(mask_rng, batch, 40, 3, (0, 1, 2, 3),
-                                                (0.3, 0.8, 0.1))
-  mlm, pair_logits = model.apply({'params': params}, inputs, None, batch['attention_mask'],
-                                 token_types=batch['token_types'], predict_at=at,
-                                 method='pretrain')
-  mlm_loss, _ = objectives.masked_lm(mlm, np.take_along_axis(batch['inputs'], at, 1), weights)
-  nsp_loss, _ = objectives.classification(pair_logits, batch['next_labels'])
-  np.testing.assert_allclose(loss, mlm_loss + nsp_loss, rtol=1e-6)
-  assert float(metrics['nsp_examples']) == 2 and float(weights.sum()) > 0
+  bound = tasks.bind('mlm_nsp', 40, special, config)
+  loss, metrics = jax.jit(lambda p, b: bound(model, p, b, jax.random.key(3), train=False))(
+      params, batch)
+  @jax.jit
+  def reference(params, batch):
+    """The same masking, drawn as the task draws it, and the two heads' losses added."""
+    mask_rng, _ = jax.random.split(jax.random.key(3))
+    inputs, at, weights = tasks.masked_lm.corrupt(mask_rng, batch, 40, 3, (0, 1, 2, 3),
+                                                  (0.3, 0.8, 0.1))
+    mlm, pair_logits = model.apply({'params': params}, inputs, None, batch['attention_mask'],
+                                   token_types=batch['token_types'], predict_at=at,
+                                   method='pretrain')
+    mlm_loss, _ = objectives.masked_lm(mlm, jnp.take_along_axis(batch['inputs'], at, 1),
+                                       weights)
+    nsp_loss, _ = objectives.classification(pair_logits, batch['next_labels'])
+    return mlm_loss + nsp_loss, weights.sum()
+
+  expected, masked = reference(params, batch)
+  np.testing.assert_allclose(loss, expected, rtol=1e-6)
+  assert float(metrics['nsp_examples']) == 2 and float(masked) > 0

@@ -13,9 +13,11 @@ import transformers
 
 from llm_jax import config as config_lib
 from llm_jax import models, tasks
+from llm_jax.convert import directories
 from llm_jax.data import loader
 from llm_jax.inference import generate
-from tests import conftest, hf_parity
+from llm_jax.workdir import imported
+from tests import conftest
 
 EOS, PAD = 1, 0
 EXAMPLES = [(np.array([5, 9, 11, 4]), np.array([7, 8])), (np.array([20, 3]), np.array([12])),
@@ -32,7 +34,10 @@ def t5(tmp_path_factory):
                                  decoder_start_token_id=PAD, pad_token_id=PAD, eos_token_id=EOS)
   hf_model = transformers.T5ForConditionalGeneration(config).eval()
   hf_model.lm_head.weight = torch.nn.Parameter(torch.randn(64, 32) * 32 ** -0.5)
-  cfg, params, _ = hf_parity.convert_both_ways(hf_model, tmp_path_factory.mktemp('t5'))
+  root = tmp_path_factory.mktemp('t5')
+  hf_model.save_pretrained(root / 'hf')
+  directories.import_hf(str(root / 'hf'), str(root / 'ours'))  # parity both ways: test_parity_t5
+  cfg, params, _ = imported.read(str(root / 'ours'))
   return hf_model, models.build(cfg), params
 
 
@@ -56,8 +61,9 @@ def rows(examples, packed: bool):
 def test_a_step_s_loss_equals_hugging_face_t5_and_packing_changes_nothing(t5):
   hf_model, model, params = t5
   batch = rows(EXAMPLES, packed=False)
-  loss, metrics = tasks.bind('seq2seq', 64, {'eos': EOS, 'pad': PAD})(
-      model, params, batch, jax.random.key(0), train=False)
+  bound = tasks.bind('seq2seq', 64, {'eos': EOS, 'pad': PAD})
+  loss_of = jax.jit(lambda p, b: bound(model, p, b, jax.random.key(0), train=False))
+  loss, metrics = loss_of(params, batch)
   labels = np.where(batch['target_segments'] > 0, batch['targets'], -100)
   with torch.no_grad():
     theirs = hf_model(input_ids=torch.from_numpy(batch['inputs']).long(),
@@ -70,8 +76,7 @@ def test_a_step_s_loss_equals_hugging_face_t5_and_packing_changes_nothing(t5):
   assert set(packed['input_segments'][0]) == set(packed['target_segments'][0]) == {0, 1, 2, 3}
   # decoder inputs restart at the start token with each example
   assert packed['decoder_inputs'][0, packed['target_positions'][0] == 0].tolist() == [PAD] * 4
-  _, packed_metrics = tasks.bind('seq2seq', 64, {'eos': EOS, 'pad': PAD})(
-      model, params, packed, jax.random.key(0), train=False)
+  _, packed_metrics = loss_of(params, packed)
   np.testing.assert_allclose(packed_metrics['nll_sum'], metrics['nll_sum'], rtol=1e-5)
 
 

@@ -102,7 +102,7 @@ def test_noise_density_and_span_length_come_from_the_config_section():
   config.train.seq_len = 32
   assert task.token_ids(VOCAB, special, config)['noise'] == (0.3, 2.0)
   raw = task.packing(special, config).lengths['inputs']
-  assert raw == objectives.span_corruption_tokens_length(32, 0.3, 2.0) > 40
+  assert raw == objectives.span_corruption_tokens_length(32, 0.3, 2.0) > 32
   tokens = jax.random.randint(jax.random.key(1), (1, raw), 2, VOCAB - 20)
   inputs, targets = objectives.span_corruption(jax.random.key(2), tokens, vocab_size=VOCAB,
                                                eos_id=EOS, pad_id=PAD, noise_density=0.3,

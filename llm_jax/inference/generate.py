@@ -296,10 +296,9 @@ def generate_seq2seq(model: nn.Module, params, inputs: np.ndarray, max_new_token
   return tokens[:, 1:]
 
 
-@functools.partial(jax.jit, static_argnames=('model', 'n_new', 'beams', 'start_id', 'eos_id',
-                                             'length_penalty'))
-def _seq2seq_beams(params, inputs, input_segments, *, model: nn.Module, n_new: int, beams: int,
-                   start_id: int, eos_id: int, length_penalty: float):
+@functools.partial(jax.jit, static_argnames=('model', 'n_new', 'beams', 'start_id', 'eos_id'))
+def _seq2seq_beams(params, inputs, input_segments, length_penalty, *, model: nn.Module,
+                   n_new: int, beams: int, start_id: int, eos_id: int):
   batch = inputs.shape[0]
   repeat = functools.partial(jnp.repeat, repeats=beams, axis=0)
   inputs = repeat(inputs)
@@ -373,8 +372,9 @@ def beam_search(first: jax.Array, step, state, reorder, batch: int, beams: int, 
 
   def more(carry):
     i, _, _, alive_logp, _, done_score, _ = carry
+    # a positive penalty favours length: the best a live one can reach is at n_new tokens
     best_possible = penalized(alive_logp[:, 0],
-                              n_new if length_penalty > 0 else jnp.maximum(i, 1))
+                              jnp.where(length_penalty > 0, n_new, jnp.maximum(i, 1)))
     return (i < n_new) & ~jnp.all(done_score[:, -1] >= best_possible)
 
   carry = (0, first, alive_seq, alive_logp, done_seq, done_score, state)
@@ -395,6 +395,6 @@ def beam_seq2seq(model: nn.Module, params, inputs: np.ndarray, max_new_tokens: i
     raise UsageError(f'beam search needs --beams >= 1 and max new tokens > 0, got {beams} '
                      f'and {max_new_tokens}')
   return np.asarray(_seq2seq_beams(params, np.asarray(inputs, np.int32), input_segment_ids,
-                                   model=model, n_new=max_new_tokens, beams=beams,
-                                   start_id=start_id, eos_id=eos_id,
-                                   length_penalty=float(length_penalty)))
+                                   jnp.float32(length_penalty), model=model,
+                                   n_new=max_new_tokens, beams=beams, start_id=start_id,
+                                   eos_id=eos_id))
