@@ -14,10 +14,9 @@ from llm_jax.models import TransformerConfig
 FAMILIES = {
     'gpt': TransformerConfig(vocab_size=50, d_model=32, num_heads=4, num_layers=3, max_len=16,
                              dropout=0.1),  # dropout: the deterministic flag must stay static
-    't5': TransformerConfig(vocab_size=50, kind='encoder_decoder', d_model=32, num_heads=4,
-                            num_layers=2, norm='rmsnorm', positions='relative', mlp='geglu',
-                            use_bias=False, scaled_attention=False, tie_embeddings=False),
 }
+# the t5 case (encoder-decoder under remat and scan: same gradients) passed through issue 15
+# and was retired for CI time (40-62 s); its blocks are the decoder's plus cross-attention
 
 
 def loss_and_grads(cfg, params, tokens):
