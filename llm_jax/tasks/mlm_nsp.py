@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from llm_jax import objectives
+from llm_jax.errors import UsageError
 from llm_jax.tasks.base import LM_METRICS
 from llm_jax.tasks.masked_lm import MaskedLM, corrupt
 
@@ -47,8 +48,10 @@ class MaskedLMNextSentence(MaskedLM):
     return mlm_loss + nsp_loss, metrics
 
   def packing(self, special, config):
+    """Refused: the pipeline builds this task's pair rows (``reads``), never packed ones, and
+    masked LM's packing would silently train without pairs."""
     del special, config
-    raise NotImplementedError('mlm_nsp rows are sentence pairs (data/nsp.py), not packed')
+    raise UsageError('objective "mlm_nsp" reads sentence pairs (data/nsp.py), not packed rows')
 
   def metrics(self, outputs):
     del outputs
