@@ -72,6 +72,9 @@ def base() -> ml_collections.ConfigDict:
   c.train.microbatches = 1  # gradient accumulation: the batch is cut into this many slices
   c.train.seq_len = 64
   c.train.steps = 2000
+  c.train.epochs = 0  # > 0: train this many passes over the training split instead of steps
+  c.train.eval_every_epochs = 0  # with epochs: evaluate every N epochs (replaces eval_every)
+  c.train.checkpoint_every_epochs = 0  # with epochs: ... and checkpoint (checkpoint_every)
   c.train.log_every = 50
   c.train.eval_every = 250
   c.train.eval_batches = 20  # nanoGPT's estimate: this many random val batches
@@ -87,8 +90,12 @@ def base() -> ml_collections.ConfigDict:
   # a step with a non-finite loss or gradient is never applied; the run stops at the first
   # such step (0), or skips up to this many and stops at the next
   c.train.skip_nonfinite = 0
+  # also log to Weights & Biases under this project (needs `pip install wandb` and a login or
+  # WANDB_MODE=offline); '' : TensorBoard and metrics.jsonl only
+  c.train.wandb_project = ''
 
   c.optim = ml_collections.ConfigDict()
+  c.optim.name = 'adamw'  # adamw | adam | sgd | adafactor | lion (train/optim.py)
   c.optim.lr = 1e-3
   c.optim.min_lr = 1e-4
   c.optim.schedule = 'cosine'
@@ -97,6 +104,10 @@ def base() -> ml_collections.ConfigDict:
   c.optim.b1 = 0.9
   c.optim.b2 = 0.99
   c.optim.eps = 1e-8
+  c.optim.momentum = 0.0  # sgd (0: plain SGD)
+  c.optim.nesterov = False  # sgd, with momentum
+  c.optim.decay_rate = 0.8  # adafactor: its second-moment decay exponent
+  # adamw, lion: decoupled, times lr; adam, sgd: L2 added to the gradient; adafactor: optax's
   c.optim.weight_decay = 0.1
   c.optim.clip_norm = 1.0  # 0: no clipping
 

@@ -1,4 +1,5 @@
-"""The ``llm-jax`` command: train, cv, eval, generate, predict, tokenizer, convert, plan, bench.
+"""The ``llm-jax`` command: train, cv, sweep, eval, plot, generate, predict, tokenizer, convert,
+plan, bench.
 
 One module per command, each a thin call into the library. Config overrides are
 ``--config.section.field=value`` arguments after ``--config=FILE[:ARG]``. Errors a user can
@@ -14,9 +15,21 @@ import sys
 
 from llm_jax import errors, host, quiet
 from llm_jax.cli import args as args_lib
-from llm_jax.cli import bench, convert, cv, evaluate, generate, plan, predict, tokenizer, train
+from llm_jax.cli import (
+  bench,
+  convert,
+  cv,
+  evaluate,
+  generate,
+  plan,
+  plot,
+  predict,
+  sweep,
+  tokenizer,
+  train,
+)
 
-COMMANDS = (train, cv, evaluate, generate, predict, tokenizer, convert, plan, bench)
+COMMANDS = (train, cv, sweep, evaluate, plot, generate, predict, tokenizer, convert, plan, bench)
 
 
 def parser() -> argparse.ArgumentParser:

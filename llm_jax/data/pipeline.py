@@ -18,7 +18,7 @@ import numpy as np
 from jax.experimental import multihost_utils
 
 from llm_jax import tasks
-from llm_jax.data import lm, loader, nsp, seq2seq, sft, sources, tokenizers
+from llm_jax.data import features, lm, loader, nsp, seq2seq, sft, sources, tokenizers
 from llm_jax.errors import UsageError
 
 Batches = Iterable[dict[str, np.ndarray]]
@@ -61,7 +61,8 @@ class LMData:
 
   ``train(state)`` opens the training iterator at a saved position (None: the start);
   ``estimate(step)`` is the quick validation pass logged every ``eval_every`` steps;
-  ``full`` gives, per evaluation split, every target of that split exactly once.
+  ``full`` gives, per evaluation split, every target of that split exactly once;
+  ``epoch_steps()`` counts the batches of one pass over train (``train.epochs``).
   """
 
   tokenizer: tokenizers.Tokenizer
@@ -69,6 +70,7 @@ class LMData:
   estimate: Callable[[int], Batches]
   full: dict[str, Callable[[], Batches]]
   clean_report: dict
+  epoch_steps: Callable[[], int]
 
 
 def lm_data(config: ml_collections.ConfigDict, tokenizer: tokenizers.Tokenizer | None = None,
@@ -103,6 +105,9 @@ def lm_data(config: ml_collections.ConfigDict, tokenizer: tokenizers.Tokenizer |
 
     full = {split: (lambda s=split: lm.sequential_windows(streams[s], full_batch, t.seq_len))
             for split in eval_splits}
+
+    def epoch_steps():
+      return len(streams['train']) // (t.batch_size * t.seq_len)
   else:
     task.check_special(tokenizer.special)
     packing = task.packing(tokenizer.special, config)
@@ -127,7 +132,13 @@ def lm_data(config: ml_collections.ConfigDict, tokenizer: tokenizers.Tokenizer |
       return itertools.islice(iter(packed('validation', t.batch_size, False)), t.eval_batches)
 
     full = {split: (lambda s=split: iter(packed(s, full_batch, False))) for split in eval_splits}
-  return LMData(tokenizer, train, estimate, full, prepared.report)
+
+    def epoch_steps():  # the framed tokens of train over a batch's, as packing fills rows
+      source = prepared.splits['train']
+      tokens = sum(len(next(iter(packing.frame(encode(source[i])).values())))
+                   for i in range(len(source)))
+      return tokens // (t.batch_size * t.seq_len)
+  return LMData(tokenizer, train, estimate, full, prepared.report, epoch_steps)
 
 
 def _sentence_pairs(config, tokenizer, prepared, eval_splits, process_index, process_count
@@ -152,7 +163,11 @@ def _sentence_pairs(config, tokenizer, prepared, eval_splits, process_index, pro
     return iter(whole('validation', t.batch_size)[:t.eval_batches])
 
   full = {split: (lambda s=split: iter(whole(s, t.full_eval_batch_size))) for split in eval_splits}
-  return LMData(tokenizer, train, estimate, full, prepared.report)
+
+  def epoch_steps():
+    raise UsageError('train.epochs has no meaning for objective mlm_nsp, whose pairs are drawn '
+                     'at random without end; set train.steps')
+  return LMData(tokenizer, train, estimate, full, prepared.report, epoch_steps)
 
 
 def answer_examples(config: ml_collections.ConfigDict, tokenizer: tokenizers.Tokenizer,
@@ -185,6 +200,7 @@ class LabelledData:
   full: dict[str, Callable[[], Batches]]
   clean_report: dict
   label_names: tuple[str, ...]
+  epoch_steps: Callable[[], int]
 
 
 def labelled_data(config: ml_collections.ConfigDict, tokenizer: tokenizers.Tokenizer | None = None,
@@ -223,7 +239,48 @@ def labelled_data(config: ml_collections.ConfigDict, tokenizer: tokenizers.Token
 
   full = {split: (lambda s=split: iter(batches(s, False, t.full_eval_batch_size)))
           for split in ('validation', 'test') if split in encoded}
-  return LabelledData(tokenizer, train, estimate, full, prepared.report, prepared.label_names)
+  return LabelledData(tokenizer, train, estimate, full, prepared.report, prepared.label_names,
+                      lambda: len(encoded['train'][1]) // t.batch_size)
+
+
+def feature_data(config: ml_collections.ConfigDict, process_index: int = 0,
+                 process_count: int = 1) -> LabelledData:
+  """Numeric inputs (``data.format='idx'``, data/features.py) as a classification run's data;
+  the label names are the corpus's (``data.labels``) or the label ids."""
+  spec, t = sources.resolve(config.data), config.train
+  arrays = features.splits(spec)
+  if 'validation' not in arrays:
+    raise UsageError(f'{spec.name} has no validation split: set data.val_fraction or '
+                     'data.files.validation')
+  width = arrays['train'][0].shape[1]
+  for split, (x, _) in arrays.items():
+    if x.shape[1] != width:
+      raise UsageError(f'the {split} split has {x.shape[1]} features per example, train has '
+                       f'{width}; the files must have one shape')
+  classes = int(max(y.max() for _, y in arrays.values())) + 1
+  names = tuple(spec.labels) or tuple(str(i) for i in range(classes))
+  if len(names) < classes:
+    raise UsageError(f'data.labels names {len(names)} classes but the labels reach id '
+                     f'{classes - 1}; name every class or leave data.labels empty')
+
+  def batches(split, train, batch_size):
+    return features.batches(*arrays[split], batch_size, config.seed, train=train,
+                            process_index=process_index if train else 0,
+                            process_count=process_count if train else 1)
+
+  def estimate(step):
+    return itertools.islice(iter(batches('validation', False, t.batch_size)), t.eval_batches)
+
+  full = {split: (lambda s=split: iter(batches(s, False, t.full_eval_batch_size)))
+          for split in ('validation', 'test') if split in arrays}
+  return LabelledData(tokenizers.FeatureInputs(width),
+                      lambda state: loader.Resumable(batches('train', True, t.batch_size), state),
+                      estimate, full, {}, names, lambda: len(arrays['train'][1]) // t.batch_size)
+
+
+def reads_features(data: ml_collections.ConfigDict) -> bool:
+  """Whether the data section names numeric arrays (an MLP's inputs) rather than text."""
+  return sources.NAMED.get(data.corpus, {}).get('format', data.format) == 'idx'
 
 
 def pair_style(model: ml_collections.ConfigDict) -> str:
@@ -282,6 +339,13 @@ def check(config: ml_collections.ConfigDict) -> list[str]:
     problems.append(f'data.cv_folds={data.cv_folds}, data.cv_fold={data.cv_fold}: '
                     'cross-validation needs at least 2 folds and 0 <= cv_fold < cv_folds')
   task = tasks.get(config.objective)
+  if reads_features(data) != (config.model.kind == 'mlp'):
+    problems.append(f'model.kind={config.model.kind!r} on data.corpus={data.corpus!r}: numeric '
+                    'inputs (data.format="idx") train model.kind="mlp", and an MLP reads only '
+                    'those; change one of them')
+  if reads_features(data) and config.objective != 'classification':
+    problems.append(f'objective={config.objective!r} on numeric inputs: they train '
+                    'objective="classification"')
   if task.reads == 'conversation':
     problems += sft.errors(config)
   if task.reads == 'text2text':
@@ -308,6 +372,8 @@ def load(config: ml_collections.ConfigDict, tokenizer: tokenizers.Tokenizer | No
   With several processes, process 0 prepares the dataset while the others wait, so that no
   two write the same cache.
   """
+  if reads_features(config.data):  # read from the files by every process; nothing is cached
+    return feature_data(config, jax.process_index(), jax.process_count())
   if jax.process_count() > 1:
     if jax.process_index() == 0:
       sources.prepare(config.data)

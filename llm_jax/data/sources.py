@@ -37,6 +37,12 @@ NAMED: dict[str, dict[str, Any]] = {
                        'test': ('ptb/ptb.test.txt.gz',)}, unit='line'),
     'sst2': dict(files={'train': ('sst2/train.tsv',), 'validation': ('sst2/dev.tsv',)},
                  format='tsv', header=True, labels=('0', '1')),
+    # images and labels in MNIST's IDX format (data/features.py reads them, for an MLP)
+    'fashion_mnist': dict(files={'train': ('fashion_mnist/train-images-idx3-ubyte.gz',),
+                                 'test': ('fashion_mnist/t10k-images-idx3-ubyte.gz',)},
+                          format='idx', labels=('T-shirt/top', 'Trouser', 'Pullover', 'Dress',
+                                                'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag',
+                                                'Ankle boot')),
     'sentiment': dict(files={'train': tuple(f'sentiment_labelled_sentences/{n}_labelled.txt'
                                             for n in ('amazon_cells', 'imdb', 'yelp'))},
                       format='tsv', header=False, labels=('0', '1')),
@@ -45,7 +51,8 @@ NAMED: dict[str, dict[str, Any]] = {
 EMBEDDED = {'tinyshakespeare': 'tinyshakespeare.txt.gz'}
 UNITS = ('file', 'line', 'paragraph')
 # chat: JSONL conversations ("messages", or "prompt" and "response"), kept as their JSON text
-FORMATS = ('text', 'tsv', 'csv', 'jsonl', 'chat')
+# idx: numeric arrays (MNIST's format; data/features.py), for model.kind='mlp'
+FORMATS = ('text', 'tsv', 'csv', 'jsonl', 'chat', 'idx')
 
 
 @dataclasses.dataclass(frozen=True)

@@ -256,6 +256,31 @@ class WordPieceTokenizer(_Base):
     self._write_spec(directory, file='vocab.txt', lowercase=self.lowercase)
 
 
+class FeatureInputs(_Base):
+  """The stand-in of a run whose inputs are numeric vectors, not text (``data.format='idx'``,
+  an MLP): its "vocabulary" is the input width, which sizes the model's first layer."""
+
+  kind = 'features'
+
+  def __init__(self, width: int):
+    self.width = int(width)
+    self.special = {}
+
+  @property
+  def vocab_size(self) -> int:
+    return self.width
+
+  def encode(self, text: str) -> np.ndarray:
+    raise UsageError(f'this run reads {self.width}-wide feature vectors, not text: evaluate it '
+                     'on its data (llm-jax eval), it has no text to tokenize')
+
+  def decode(self, ids: Sequence[int]) -> str:
+    raise UsageError('a feature-vector run has no tokens to decode')
+
+  def save(self, directory: str) -> None:
+    self._write_spec(directory, width=self.width)
+
+
 def _bracketed(vocab: dict[str, int]) -> dict[str, int]:
   """BERT's special tokens by their usual spellings."""
   return {name: vocab[tok] for name, tok in
@@ -361,6 +386,8 @@ def load(directory: str) -> Tokenizer:
     return WordPieceTokenizer(os.path.join(directory, spec['file']), spec['lowercase'])
   if kind == 'hf':
     return HFTokenizer(directory)
+  if kind == 'features':
+    return FeatureInputs(spec['width'])
   raise UsageError(f'{spec_path}: unknown tokenizer kind {kind!r}')
 
 

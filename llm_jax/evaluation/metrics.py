@@ -43,6 +43,28 @@ def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
   return float((ranks[labels].sum() - positives * (positives + 1) / 2) / (positives * negatives))
 
 
+def _ranked(labels: np.ndarray, scores: np.ndarray):
+  """True and false positives counted above each distinct score, highest first."""
+  order = np.argsort(-np.asarray(scores, np.float64), kind='mergesort')
+  scores, labels = np.asarray(scores)[order], np.asarray(labels).astype(bool)[order]
+  last_of_tie = np.r_[np.flatnonzero(np.diff(scores)), len(scores) - 1]
+  true_pos = np.cumsum(labels)[last_of_tie]
+  return true_pos, last_of_tie + 1 - true_pos, scores[last_of_tie]
+
+
+def roc_curve(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """(false positive rates, true positive rates) at every threshold, from (0, 0) to (1, 1)."""
+  true_pos, false_pos, _ = _ranked(labels, scores)
+  return (np.r_[0.0, false_pos / max(false_pos[-1], 1)],
+          np.r_[0.0, true_pos / max(true_pos[-1], 1)])
+
+
+def pr_curve(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """(recall, precision) at every threshold, highest threshold first."""
+  true_pos, false_pos, _ = _ranked(labels, scores)
+  return true_pos / max(true_pos[-1], 1), true_pos / (true_pos + false_pos)
+
+
 class Classification:
   """Streaming metrics for ``num_classes``-way classification."""
 
@@ -62,6 +84,12 @@ class Classification:
     self._labels.append(labels)
     self._probs.append(probs)
 
+  def examples(self) -> tuple[np.ndarray, np.ndarray]:
+    """Every example added: (labels ``[n]``, probabilities ``[n, classes]``)."""
+    if not self._labels:
+      return np.zeros(0, np.int64), np.zeros((0, self.num_classes))
+    return np.concatenate(self._labels), np.concatenate(self._probs)
+
   def result(self) -> dict[str, float]:
     c = self.confusion
     total = c.sum()
@@ -71,9 +99,7 @@ class Classification:
     recall = np.divide(true_pos, actual, out=np.zeros_like(true_pos), where=actual > 0)
     f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros_like(true_pos),
                    where=precision + recall > 0)
-    labels = np.concatenate(self._labels) if self._labels else np.zeros(0, np.int64)
-    probs = (np.concatenate(self._probs) if self._probs else
-             np.zeros((0, self.num_classes)))
+    labels, probs = self.examples()
     out = {'accuracy': float(true_pos.sum() / max(total, 1)), 'examples': int(total),
            'precision_macro': float(precision.mean()), 'recall_macro': float(recall.mean()),
            'f1_macro': float(f1.mean())}

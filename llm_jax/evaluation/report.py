@@ -16,6 +16,7 @@ from llm_jax import parallel
 from llm_jax import workdir as workdir_lib
 from llm_jax.data import pipeline
 from llm_jax.errors import UsageError
+from llm_jax.evaluation import metrics as metrics_lib
 from llm_jax.evaluation import passes
 from llm_jax.inference import text
 
@@ -31,13 +32,10 @@ def evaluator(trained: workdir_lib.Trained) -> passes.Evaluator:
                           passes.run_keys(trained.config.seed).eval)
 
 
-def run(workdir: str, split: str = 'validation', checkpoint: str = 'auto',
-        answers: bool = False, beams: int = 1, length_penalty: float = 1.0) -> dict[str, Any]:
-  """The split's metrics at the chosen checkpoint; classifiers add ``confusion`` (rows: true
-  label, columns: predicted, in the order of ``labels``). ``answers`` (instruction tuning,
-  text-to-text) adds ``answer_accuracy``: each example's (last) answer generated greedily
-  (or by a beam search of ``beams``, for text-to-text), exact match; text-to-text adds
-  corpus BLEU and chrF, and for class labels how many outputs are no label word."""
+def scored(workdir: str, split: str = 'validation', checkpoint: str = 'auto'
+           ) -> tuple[workdir_lib.Trained, dict[str, float], metrics_lib.Classification | None]:
+  """The run at ``checkpoint``, its metrics over ``split`` and, for a classifier, every
+  example's label and probabilities (``Classification.examples``, for ROC and PR curves)."""
   trained = workdir_lib.load(workdir, checkpoint)
   data = pipeline.load(trained.config, trained.tokenizer)
   if split not in data.full:
@@ -47,9 +45,19 @@ def run(workdir: str, split: str = 'validation', checkpoint: str = 'auto',
   num_classes = trained.task.outputs(trained.config, trained.label_names)
   with parallel.activate(ev.mesh):
     if ev.predict_step is None:
-      found, metrics = None, passes.losses(ev, trained.params, data.full[split]())
-    else:
-      metrics, found = passes.classify(ev, trained.params, data.full[split](), num_classes)
+      return trained, passes.losses(ev, trained.params, data.full[split]()), None
+    metrics, found = passes.classify(ev, trained.params, data.full[split](), num_classes)
+  return trained, metrics, found
+
+
+def run(workdir: str, split: str = 'validation', checkpoint: str = 'auto',
+        answers: bool = False, beams: int = 1, length_penalty: float = 1.0) -> dict[str, Any]:
+  """The split's metrics at the chosen checkpoint; classifiers add ``confusion`` (rows: true
+  label, columns: predicted, in the order of ``labels``). ``answers`` (instruction tuning,
+  text-to-text) adds ``answer_accuracy``: each example's (last) answer generated greedily
+  (or by a beam search of ``beams``, for text-to-text), exact match; text-to-text adds
+  corpus BLEU and chrF, and for class labels how many outputs are no label word."""
+  trained, metrics, found = scored(workdir, split, checkpoint)
   out = {'workdir': workdir, 'step': trained.step, 'split': split, **metrics}
   if answers:
     reads = trained.task.reads

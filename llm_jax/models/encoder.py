@@ -33,14 +33,14 @@ class EncoderLM(nn.Module):
     self.encoder = Stack(cfg, cfg.num_layers, causal=False)
     if cfg.pooler:
       self.pooler = layers.Dense((cfg.d_model,), ('embed',), (None,), True,
-                                 layers.normal(cfg.init_std), dtype)
+                                 cfg.kernel_init, dtype)
     if cfg.nsp_head:  # BertForPreTraining's seq_relationship: IsNext (0) or NotNext (1)
-      self.nsp = layers.Dense((2,), ('embed',), (None,), True, layers.normal(cfg.init_std),
+      self.nsp = layers.Dense((2,), ('embed',), (None,), True, cfg.kernel_init,
                               dtype)
     if cfg.mlm_head:
       # BERT's prediction head: transform (dense, activation, norm), then the token table
       self.mlm_transform = layers.Dense((cfg.d_model,), ('embed',), (None,), True,
-                                        layers.normal(cfg.init_std), dtype)
+                                        cfg.kernel_init, dtype)
       self.mlm_norm = layers.make_norm(cfg.norm, cfg.norm_eps, cfg.use_bias, dtype, None)
       self.mlm_bias = self.param('mlm_bias', nn.with_logical_partitioning(
           nn.initializers.zeros, ('vocab',)), (cfg.vocab_size,), jnp.float32)

@@ -96,10 +96,10 @@ class SequenceClassifier(nn.Module):
       x = pool(hidden, valid, self.pooling)
       if self.use_pooler:
         x = jnp.tanh(layers.Dense((cfg.d_model,), ('embed',), (None,), True,
-                                  layers.normal(cfg.init_std), dtype, name='pooler')(x))
+                                  cfg.kernel_init, dtype, name='pooler')(x))
       x = nn.Dropout(self.head_dropout)(x, deterministic=deterministic)
       logits = layers.Dense((self.num_labels,), ('embed',), (None,), True,
-                            layers.normal(cfg.init_std), dtype, name=HEAD)(x)
+                            cfg.kernel_init, dtype, name=HEAD)(x)
     return logits.astype(jnp.float32)
 
 

@@ -26,6 +26,35 @@ def normal(std: float) -> Initializer:
   return nn.initializers.normal(stddev=std)
 
 
+# model.init: how weight matrices start. 'normal' is N(0, init_std) with GPT-2's scaled
+# residual projections; the others are jax.nn.initializers' definitions, fans counted over a
+# kernel's contracted (input) and produced (output) axes. Embedding tables stay normal.
+INITS = ('normal', 'truncated_normal', 'xavier_uniform', 'xavier_normal', 'he_normal',
+         'he_uniform')
+
+
+@dataclasses.dataclass(frozen=True)
+class KernelInit:
+  """A named initializer, resolved per kernel once its input axes are known (``Dense``)."""
+
+  name: str = 'normal'
+  std: float = 0.02  # normal, truncated_normal (the untruncated one's, cut at 2 std)
+
+  def __call__(self, n_in: int, ndim: int) -> Initializer:
+    axes = dict(in_axis=tuple(range(n_in)), out_axis=tuple(range(n_in, ndim)))
+    scaled = {
+        'xavier_uniform': (1.0, 'fan_avg', 'uniform'),
+        'xavier_normal': (1.0, 'fan_avg', 'truncated_normal'),
+        'he_normal': (2.0, 'fan_in', 'truncated_normal'),
+        'he_uniform': (2.0, 'fan_in', 'uniform'),
+    }
+    if self.name in scaled:
+      return jax.nn.initializers.variance_scaling(*scaled[self.name], **axes)
+    if self.name == 'truncated_normal':
+      return jax.nn.initializers.truncated_normal(self.std)
+    return normal(self.std)
+
+
 class Dense(nn.Module):
   """Contracts the last ``len(in_axes)`` dims of ``x`` into ``features``.
 
@@ -39,15 +68,18 @@ class Dense(nn.Module):
   in_axes: tuple[str | None, ...]
   out_axes: tuple[str | None, ...]
   use_bias: bool = True
-  kernel_init: Initializer = normal(0.02)
+  kernel_init: Initializer | KernelInit = KernelInit()
   dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     n_in = len(self.in_axes)
+    init = self.kernel_init
+    if isinstance(init, KernelInit):
+      init = init(n_in, n_in + len(self.features))
     kernel = self.param(
         'kernel',
-        nn.with_logical_partitioning(self.kernel_init, self.in_axes + self.out_axes),
+        nn.with_logical_partitioning(init, self.in_axes + self.out_axes),
         x.shape[-n_in:] + tuple(self.features), jnp.float32)
     contract = (tuple(range(x.ndim - n_in, x.ndim)), tuple(range(n_in)))
     y = jax.lax.dot_general(
@@ -367,6 +399,7 @@ class Attention(nn.Module):
   scale_dim: int = 0  # scores times 1/sqrt(this) (0: head_dim)
   window: int = 0  # sliding-window attention over this many positions (0: all)
   softcap: float = 0.0  # tanh bound on the scores (Gemma 2)
+  init: str = 'normal'  # the projections' initializer (INITS)
 
   @nn.compact
   def __call__(self, x: jax.Array, kv_input: jax.Array | None, mask: jax.Array | None,
@@ -375,7 +408,8 @@ class Attention(nn.Module):
                ) -> jax.Array:
     def proj(name, heads, inp, std=self.init_std):
       return Dense((heads, self.head_dim), ('embed',), ('heads', 'kv'),
-                   self.use_bias or self.qkv_bias, normal(std), self.dtype, name=name)(inp)
+                   self.use_bias or self.qkv_bias, KernelInit(self.init, std), self.dtype,
+                   name=name)(inp)
 
     q_std = self.init_std if self.scaled else self.init_std / math.sqrt(self.head_dim)
     q = proj('query', self.num_heads, x, q_std)
@@ -408,7 +442,7 @@ class Attention(nn.Module):
     scale = 1.0 / math.sqrt(self.scale_dim or self.head_dim) if self.scaled else 1.0
     out = attend(q, k, v, bias, mask, scale, self.implementation, self.softcap)
     out = Dense((x.shape[-1],), ('heads', 'kv'), ('embed',), self.use_bias,
-                normal(self.out_init_std), self.dtype, name='out')(out)
+                KernelInit(self.init, self.out_init_std), self.dtype, name='out')(out)
     return out
 
   def _update_cache(self, k, v, positions):
@@ -445,21 +479,22 @@ class Mlp(nn.Module):
   init_std: float = 0.02
   out_init_std: float = 0.02
   dtype: Any = jnp.float32
+  init: str = 'normal'  # INITS
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     act, gated = ACTIVATIONS[self.activation]
 
     def dense_in(name):
-      return Dense((self.hidden,), ('embed',), ('mlp',), self.use_bias, normal(self.init_std),
-                   self.dtype, name=name)(x)
+      return Dense((self.hidden,), ('embed',), ('mlp',), self.use_bias,
+                   KernelInit(self.init, self.init_std), self.dtype, name=name)(x)
 
     h = act(dense_in('wi'))
     if gated:
       h = h * dense_in('wi_gate')
     h = nn.with_logical_constraint(h, ('batch', 'length', 'mlp'))
-    return Dense((x.shape[-1],), ('mlp',), ('embed',), self.use_bias, normal(self.out_init_std),
-                 self.dtype, name='wo')(h)
+    return Dense((x.shape[-1],), ('mlp',), ('embed',), self.use_bias,
+                 KernelInit(self.init, self.out_init_std), self.dtype, name='wo')(h)
 
 
 def gelu(x: jax.Array) -> jax.Array:

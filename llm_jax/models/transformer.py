@@ -24,8 +24,9 @@ import jax.numpy as jnp
 from llm_jax.models import layers, paths
 from llm_jax.models import lora as lora_lib
 
-# lstm: the Keras-style non-Transformer classifier (models/lstm.py), a classifier only
-KINDS = ('decoder', 'encoder', 'encoder_decoder', 'lstm')
+# lstm, mlp: the Keras-style non-Transformer classifiers (models/lstm.py, models/mlp.py)
+KINDS = ('decoder', 'encoder', 'encoder_decoder', 'lstm', 'mlp')
+RECURRENT_OR_DENSE = ('lstm', 'mlp')  # kinds without attention
 NORMS = ('layernorm', 'rmsnorm', 'rmsnorm_plus_one')  # the last: scaled by 1 + w (Gemma)
 POSITIONS = ('learned', 'sinusoidal', 'rope', 'relative', 'none')
 # remat policy -> what jax.checkpoint saves (None: everything is recomputed from the input)
@@ -83,11 +84,13 @@ class TransformerConfig:
   pooler: bool = False  # encoder only: BERT's dense + tanh on the first ([CLS]) token
   nsp_head: bool = False  # encoder with pooler: BERT's next-sentence classifier on the pool
   init_std: float = 0.02
+  init: str = 'normal'  # weight matrices: normal (init_std) | xavier_uniform | he_normal | ...
   dtype: str = 'float32'
   remat: str = 'none'  # activations kept for the backward pass: none | full | save_dots
   scan_layers: bool = False  # one nn.scan over stacked blocks: compile time flat in depth
   attention: str = 'xla'  # full-sequence attention kernel: xla | cudnn (layers.attend)
   lstm_hidden: tuple[int, ...] = ()  # kind='lstm': hidden size per layer, bottom up; (): d_model
+  mlp_hidden: tuple[int, ...] = ()  # kind='mlp': hidden widths, bottom up ((): logistic regression)
 
   @property
   def kv_heads(self) -> int:
@@ -104,6 +107,11 @@ class TransformerConfig:
   @property
   def decoder_layers(self) -> int:
     return self.num_decoder_layers or self.num_layers
+
+  @property
+  def kernel_init(self) -> layers.KernelInit:
+    """The initializer of weight matrices outside the blocks (heads, pooler, untied output)."""
+    return layers.KernelInit(self.init, self.init_std)
 
   @property
   def compute_dtype(self) -> Any:
@@ -137,7 +145,7 @@ class TransformerConfig:
       out.append(f'model.remat={self.remat!r} is not one of none, full, save_dots')
     if self.kind not in KINDS:
       out.append(f'model.kind={self.kind!r} is not one of {KINDS}')
-    if self.kind != 'lstm' and self.num_heads > 0 and not self.head_dim and \
+    if self.kind not in RECURRENT_OR_DENSE and self.num_heads > 0 and not self.head_dim and \
         self.d_model % self.num_heads:
       out.append(f'model.d_model={self.d_model} is not divisible by model.num_heads='
                  f'{self.num_heads}; change one or set model.head_dim')
@@ -185,11 +193,15 @@ class TransformerConfig:
       out.append('model.nsp_head classifies the pooled [CLS] vector: set model.pooler=true')
     if self.kind != 'lstm' and self.lstm_hidden:
       out.append(f'model.lstm_hidden belongs to kind="lstm", not {self.kind!r}')
+    if self.kind != 'mlp' and self.mlp_hidden:
+      out.append(f'model.mlp_hidden belongs to kind="mlp", not {self.kind!r}')
     if not 0.0 <= self.dropout < 1.0:
       out.append(f'model.dropout must be in [0, 1), got {self.dropout}')
+    if self.init not in layers.INITS:
+      out.append(f'model.init={self.init!r} is not one of {layers.INITS}')
     if self.dtype not in ('float32', 'bfloat16', 'float16'):
       out.append(f'model.dtype={self.dtype!r} is not one of float32, bfloat16, float16')
-    if self.kind != 'lstm':
+    if self.kind not in RECURRENT_OR_DENSE:
       out += layers.attention_errors(self.attention, self.dtype)
     return out
 
@@ -235,7 +247,7 @@ class Block(nn.Module):
           cfg.init_std, dtype, cfg.scaled_attention, cross, cfg.attention,
           qkv_bias=cfg.qkv_bias, qk_norm_eps=cfg.norm_eps if cfg.qk_norm else None,
           scale_dim=cfg.query_scale_dim, window=window, softcap=cfg.attention_softcap,
-          name=name)
+          init=cfg.init, name=name)
 
     rope = cfg.rope
     position_bias = None if bias_table is None else functools.partial(
@@ -248,7 +260,8 @@ class Block(nn.Module):
       cross_attention = attention('cross_attention', None, True)
       x = residual(lambda h: cross_attention(h, encoded, cross_mask, positions, decode=decode),
                    'cross_attention_norm', x)
-    mlp = layers.Mlp(cfg.ff_dim, cfg.mlp, cfg.use_bias, cfg.init_std, out_std, dtype, name='mlp')
+    mlp = layers.Mlp(cfg.ff_dim, cfg.mlp, cfg.use_bias, cfg.init_std, out_std, dtype, cfg.init,
+                     name='mlp')
     x = residual(mlp, 'mlp_norm', x)
     return nn.with_logical_constraint(x, ('batch', 'length', 'embed'))
 
@@ -363,7 +376,7 @@ def make_lm_head(cfg: TransformerConfig, name: str | None) -> layers.Dense | Non
   if cfg.tie_embeddings:
     return None
   return layers.Dense((cfg.vocab_size,), ('embed',), ('vocab',), False,
-                      layers.normal(cfg.init_std), cfg.compute_dtype, name=name)
+                      cfg.kernel_init, cfg.compute_dtype, name=name)
 
 
 def output_logits(cfg: TransformerConfig, x: jax.Array, embed: layers.Embed,

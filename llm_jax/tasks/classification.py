@@ -8,7 +8,7 @@ import jax
 
 from llm_jax import config as config_lib
 from llm_jax import models, objectives
-from llm_jax.models import lstm
+from llm_jax.models import lstm, mlp
 from llm_jax.tasks.base import LM_METRICS, Task, lora_config
 
 
@@ -18,14 +18,14 @@ def logits(model, params, batch: dict[str, jax.Array], rng: jax.Array | None = N
   ``attention_mask`` (0 on padding); ``token_types`` and ``positions`` are optional. Eval and
   predict turn them into loss sums and probabilities from one forward pass."""
   return model.apply({'params': params}, batch['inputs'], batch.get('positions'),
-                     batch['attention_mask'], token_types=batch.get('token_types'),
+                     batch.get('attention_mask'), token_types=batch.get('token_types'),
                      deterministic=not train, rngs={'dropout': rng} if train else {})
 
 
 @dataclasses.dataclass(frozen=True)
 class Classification(Task):
   name: str = 'classification'
-  model_kinds: tuple[str, ...] = ('decoder', 'encoder', 'encoder_decoder', 'lstm')
+  model_kinds: tuple[str, ...] = ('decoder', 'encoder', 'encoder_decoder', 'lstm', 'mlp')
   batchings: tuple[str, ...] = ()  # padded, length-bucketed examples (data.loader)
   labelled: bool = True
   finetunes: bool = True
@@ -64,6 +64,8 @@ class Classification(Task):
       f = config.finetune
       cfg = config_lib.model_config(config, vocab_size=1)
       problems += lstm.errors(cfg, f.pooling, bool(f.lora_rank) or f.freeze == 'lora')
+    if config.model.kind == 'mlp':
+      problems += mlp.errors(config_lib.model_config(config, vocab_size=1))
     return problems
 
 

@@ -16,7 +16,7 @@ from llm_jax import config as config_lib
 from llm_jax import parallel, tasks
 from llm_jax.data import pipeline
 from llm_jax.errors import UsageError
-from llm_jax.train import freeze, optim
+from llm_jax.train import epochs, freeze, optim
 
 
 def train_errors(config: ml_collections.ConfigDict) -> list[str]:
@@ -31,6 +31,7 @@ def train_errors(config: ml_collections.ConfigDict) -> list[str]:
   for name in ('eval_every', 'eval_batches', 'checkpoint_every'):
     if t[name] < 0:
       problems.append(f'train.{name} must be >= 0 (0 turns it off), got {t[name]}')
+  problems += epochs.errors(t)
   if t.patience < 0 or (t.patience and not t.select_metric):
     problems.append(f'train.patience={t.patience} needs train.select_metric (the metric to '
                     'watch) and must be >= 0')
@@ -53,7 +54,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
     raise config_lib.ConfigError(str(e)) from None
   problems = config_lib.model_config(config, vocab_size=1).errors()
   problems += train_errors(config)
-  problems += optim.errors(config.optim, config.train.steps)
+  # with train.epochs the steps are known once the data is (epochs.resolve checks them then)
+  problems += optim.errors(config.optim, None if config.train.epochs else config.train.steps)
   problems += pipeline.check(config)
   problems += parallel.errors(config.parallel)
   if task.finetunes:

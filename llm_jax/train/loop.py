@@ -10,6 +10,7 @@ import contextlib
 import os
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -25,7 +26,7 @@ from llm_jax.data import pipeline
 from llm_jax.errors import Diverged, Interrupted, UsageError
 from llm_jax.evaluation import metrics as metrics_lib
 from llm_jax.evaluation import passes, selection
-from llm_jax.train import checks, freeze, interrupt, optim
+from llm_jax.train import checks, epochs, freeze, interrupt, optim
 from llm_jax.train import setup as setup_lib
 from llm_jax.train.logbook import Logbook
 from llm_jax.workdir import layout
@@ -73,8 +74,13 @@ def _open_workdir(workdir: str) -> WorkdirLock | None:
 
 
 def run(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = True,
-        profile: tuple[int, int] | None = None) -> dict[str, Any]:
+        profile: tuple[int, int] | None = None,
+        on_eval: Callable[[int, dict[str, float]], None] | None = None) -> dict[str, Any]:
   """Trains (or resumes) the configured model in ``workdir``; returns the final metrics.
+
+  ``on_eval(step, figures)`` sees each periodic evaluation as ``<split>_<metric>`` figures
+  (``val_loss``, ``val_full_accuracy``) as it is logged; an exception it raises stops the run
+  there (a sweep's pruning), after the checkpoints written so far are complete.
 
   ``profile=(start, stop)`` writes a ``jax.profiler`` trace of those steps (host loop and
   device kernels; open it in Perfetto or TensorBoard) to the workdir's ``profile/``.
@@ -85,7 +91,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = Tru
   lock = _open_workdir(workdir)  # before anything in the workdir is read or written
   try:
     with interrupt.StopRequests() as stop, contextlib.ExitStack() as closing:
-      return _train(config, workdir, stop, closing, progress, profile)
+      return _train(config, workdir, stop, closing, progress, profile, on_eval)
   finally:
     if lock is not None:
       lock.release()
@@ -106,12 +112,15 @@ def _nonfinite(host: dict, skipped: float, allowed: int) -> tuple[float, str | N
       'optim.clip_norm), or let train.skip_nonfinite=N skip a few')
 
 
-def _train(config, workdir, stop, closing, progress, profile) -> dict[str, Any]:
+def _train(config, workdir, stop, closing, progress, profile, on_eval) -> dict[str, Any]:
   """The run itself; ``closing`` closes what it opens, on success and on error alike (so a
   run that stops with an error still finishes writing its earlier checkpoints)."""
-  t, task = config.train, tasks.get(config.objective)
+  task = tasks.get(config.objective)
   _check_workdir(workdir, config)
   data = pipeline.load(config, layout.saved_tokenizer(workdir))
+  if config.train.epochs:
+    config = epochs.resolve(config, data.epoch_steps())
+  t = config.train
   model_cfg = config_lib.model_config(config, data.tokenizer.vocab_size)
   if model_cfg.vocab_size < data.tokenizer.vocab_size:
     raise config_lib.ConfigError(
@@ -153,7 +162,7 @@ def _train(config, workdir, stop, closing, progress, profile) -> dict[str, Any]:
   # early stopping: the best whole-validation figures so far and evaluations since they improved
   best, stale, stopped = record.get('best'), record.get('stale', 0), record.get('stopped', False)
   skipped = record.get('skipped', 0.0)
-  logbook = Logbook(workdir, start if resuming else -1)
+  logbook = Logbook(workdir, start if resuming else -1, t.wandb_project, config.to_dict())
   closing.callback(logbook.close)
   if damaged:
     logbook.write(start, 'resume', {'fell_back_from': float(max(damaged))})
@@ -162,6 +171,11 @@ def _train(config, workdir, stop, closing, progress, profile) -> dict[str, Any]:
 
   def whole(split: str) -> dict[str, float]:
     return passes.whole_split(setup.evaluator, state.params, data.full[split](), labels)
+
+  def log_eval(step: int, split: str, figures: dict[str, float]) -> None:
+    logbook.write(step, split, figures)
+    if on_eval is not None:
+      on_eval(step, {f'{split}_{k}': v for k, v in figures.items()})
 
   with parallel.activate(setup.mesh):
     if start == 0 and t.eval_every and t.eval_batches:
@@ -220,11 +234,10 @@ def _train(config, workdir, stop, closing, progress, profile) -> dict[str, Any]:
         guard(None if sums is None else jax.device_get(sums))
         if t.eval_batches:
           val = passes.losses(setup.evaluator, state.params, data.estimate(done))
-          logbook.write(done, 'val', val)
+          log_eval(done, 'val', val)
           say(f'step {done}: val loss {val["loss"]:.4f}')
         if t.select_metric:
           evaluated['validation'] = full = whole('validation')
-          logbook.write(done, 'val_full', full)
           value = full[t.select_metric]
           if selection.improved(t.select_metric, value, best and best['value']):
             best, stale = {'step': done, 'value': value, 'metrics': full}, 0
@@ -235,6 +248,7 @@ def _train(config, workdir, stop, closing, progress, profile) -> dict[str, Any]:
           say(f'step {done}: {t.select_metric} {value:.4f} (best {best["value"]:.4f} at step '
               f'{best["step"]})' + (f'; stopping: no better in {stale} evaluations'
                                     if stopped else ''))
+          log_eval(done, 'val_full', full)
       last = done == t.steps or stopped
       if last and t.full_eval:
         for split in data.full:

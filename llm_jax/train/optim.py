@@ -1,4 +1,11 @@
-"""Optax optimizers: AdamW with decoupled decay on matrices only, schedules, clipping."""
+"""Optax optimizers by name (``optim.name``), schedules, clipping, decay on matrices only.
+
+``adamw`` (the default) and ``lion`` decay weights decoupled from the gradient, as their papers
+do; ``adam`` and ``sgd`` add ``weight_decay * w`` to the gradient first (an L2 penalty, what
+``torch.optim.Adam`` / ``SGD(weight_decay=...)`` and Keras' ``adam``/``sgd`` with a regularizer
+mean); ``adafactor`` takes optax's own decay rate. Each name reads only its own fields
+(``OWN_FIELDS``); one set away from its default for another optimizer is refused by name.
+"""
 
 from __future__ import annotations
 
@@ -6,21 +13,43 @@ import jax
 import ml_collections
 import optax
 
+from llm_jax import config as config_lib
 from llm_jax.models import paths
 
 SCHEDULES = ('cosine', 'linear', 'constant')
+# the optim fields each optimizer reads beyond lr, its schedule, weight_decay and clip_norm
+OWN_FIELDS = {
+    'adamw': ('b1', 'b2', 'eps'),
+    'adam': ('b1', 'b2', 'eps'),
+    'sgd': ('momentum', 'nesterov'),
+    'adafactor': ('decay_rate',),
+    'lion': ('b1', 'b2'),
+}
 
 
-def errors(optim: ml_collections.ConfigDict, total_steps: int) -> list[str]:
-  """What is wrong with the optim section, if anything, one line per problem."""
+def errors(optim: ml_collections.ConfigDict, total_steps: int | None) -> list[str]:
+  """What is wrong with the optim section, if anything, one line per problem
+  (``total_steps=None``: not known yet, so the warmup is checked only against decay_steps)."""
   o, problems = optim, []
+  if o.name not in OWN_FIELDS:
+    problems.append(f'optim.name={o.name!r} is not one of {tuple(OWN_FIELDS)}')
+  else:
+    defaults = config_lib.base().optim
+    foreign = sorted({f for own in OWN_FIELDS.values() for f in own} - set(OWN_FIELDS[o.name]))
+    problems += [f'optim.{f}={o[f]!r} is not read by optim.name={o.name!r} (it reads '
+                 f'{", ".join(OWN_FIELDS[o.name])}); leave it at {defaults[f]!r}'
+                 for f in foreign if o[f] != defaults[f]]
+  if o.momentum < 0 or (o.nesterov and not o.momentum):
+    problems.append(f'optim.momentum={o.momentum} must be >= 0, and > 0 for optim.nesterov')
+  if o.weight_decay < 0:
+    problems.append(f'optim.weight_decay={o.weight_decay} must be >= 0')
   if o.schedule not in SCHEDULES:
     problems.append(f'optim.schedule={o.schedule!r} is not one of {SCHEDULES}')
   if o.lr <= 0 or o.min_lr < 0 or o.min_lr > o.lr:
     problems.append(f'need 0 <= optim.min_lr <= optim.lr and lr > 0, got lr={o.lr} '
                     f'min_lr={o.min_lr}')
   decay = o.decay_steps or total_steps
-  if not 0 <= o.warmup_steps <= decay:
+  if decay is not None and not 0 <= o.warmup_steps <= decay:
     problems.append(f'optim.warmup_steps={o.warmup_steps} must be within [0, decay steps='
                     f'{decay}]')
   return problems
@@ -52,10 +81,25 @@ def decay_mask(params):
   return jax.tree_util.tree_map_with_path(is_matrix, params)
 
 
+def _optimizer(o: ml_collections.ConfigDict, lr: optax.Schedule) -> optax.GradientTransformation:
+  """The named optax optimizer (clipping comes before it, in ``make``)."""
+  decay = o.weight_decay
+  if o.name == 'adamw':
+    return optax.adamw(lr, b1=o.b1, b2=o.b2, eps=o.eps, weight_decay=decay, mask=decay_mask)
+  if o.name == 'lion':
+    return optax.lion(lr, b1=o.b1, b2=o.b2, weight_decay=decay, mask=decay_mask)
+  if o.name == 'adafactor':
+    return optax.adafactor(lr, decay_rate=o.decay_rate, weight_decay_rate=decay or None,
+                           weight_decay_mask=decay_mask)
+  coupled = [optax.add_decayed_weights(decay, decay_mask)] if decay else []
+  if o.name == 'adam':
+    return optax.chain(*coupled, optax.adam(lr, b1=o.b1, b2=o.b2, eps=o.eps))
+  return optax.chain(*coupled, optax.sgd(lr, momentum=o.momentum or None, nesterov=o.nesterov))
+
+
 def make(optim: ml_collections.ConfigDict, total_steps: int) -> optax.GradientTransformation:
   parts = []
   if optim.clip_norm > 0:
     parts.append(optax.clip_by_global_norm(optim.clip_norm))
-  parts.append(optax.adamw(schedule(optim, total_steps), b1=optim.b1, b2=optim.b2,
-                           eps=optim.eps, weight_decay=optim.weight_decay, mask=decay_mask))
+  parts.append(_optimizer(optim, schedule(optim, total_steps)))
   return optax.chain(*parts)

@@ -123,7 +123,7 @@ def build(config: ml_collections.ConfigDict, model_cfg: TransformerConfig,
   t, f = config.train, config.finetune
   task = tasks.get(config.objective)
   # the backend may be asked only now, after jax.distributed has started
-  problems = [] if model_cfg.kind == 'lstm' else layers.attention_errors(
+  problems = [] if model_cfg.kind in ('lstm', 'mlp') else layers.attention_errors(
       model_cfg.attention, model_cfg.dtype, jax.default_backend())
   if problems:
     raise config_lib.ConfigError(problems[0])

@@ -11,6 +11,7 @@ A workdir of ``llm-jax train``::
   metrics.jsonl       one JSON line per logged split and step
   tensorboard/        the same figures as TensorBoard events
   profile/            jax.profiler traces (train --profile)
+  wandb/, wandb_id    Weights & Biases' local files and the run's id (train.wandb_project)
   run.lock            held (flock) by the run training here; names its process
 
 Every file is written whole (``fileio.write_atomic``) and orbax renames each checkpoint
@@ -38,6 +39,7 @@ METRICS = 'metrics.jsonl'
 TENSORBOARD = 'tensorboard'
 PROFILE = 'profile'
 LOCK = 'run.lock'
+WANDB_ID = 'wandb_id'
 
 
 def is_workdir(path: str) -> bool:
