@@ -13,7 +13,11 @@ two wider layers (512, 256) with dropout 0.2 after each, 30 epochs of batch 128,
 cosine decay. 6,000 of the 60,000 training images (600 per class, ``data.split_seed``) are
 held out for validation; the accuracy of record is on the 10,000 test images.
 
-RESULT (filled by the run below)
+Measured 2026-12-02 on the 2-core AMD EPYC (Zen 3), seed 0, float32 (an SST-2 LSTM sweep was
+starting beside the first minute): default, 12,630 steps in 3.1 min wall, test accuracy
+**90.28%** (macro F1 0.9027) at the last step; the best validation epoch (29 of 30: 90.73%)
+kept in WORKDIR/best. ``:seeds``: 8,435 steps in 52 s, test accuracy 87.62%.
+experiments/fashion_mnist/README.md.
 """
 
 from llm_jax.config import base

@@ -20,8 +20,9 @@ Each trial is a normal workdir, ``SWEEP_DIR/trials/NNN``; the study lives in Opt
 file ``SWEEP_DIR/optuna.jsonl``. A killed sweep resumes: finished and pruned trials are kept,
 the trial that was running resumes its own workdir from its checkpoint with its own
 parameters, and trial ``i`` is sampled with seed ``seed + i`` from the finished trials, so the
-resumed sweep proposes what the uninterrupted one would. ``summary.csv``, ``summary.md`` and
-``summary.json`` list the trials sorted by the metric, rewritten after each trial.
+resumed sweep proposes what the uninterrupted one would; a larger ``trials`` extends it.
+``summary.csv``, ``summary.md`` and ``summary.json`` list the trials sorted by the metric,
+rewritten after each trial.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ METHODS = ('grid', 'random', 'tpe')
 KEYS = {'config', 'overrides', 'space', 'metric', 'direction', 'method', 'trials', 'prune',
         'prune_on', 'prune_startup', 'seed', 'tpe_startup'}
 RANGES = ('uniform', 'loguniform', 'int')
-SPEC = 'sweep.json'  # the sweep as first run: a resumed sweep must be the same one
+SPEC = 'sweep.json'  # the sweep as first run, less its budget: a resume must be the same one
 JOURNAL = 'optuna.jsonl'
 DONE = ('COMPLETE', 'PRUNED')
 
@@ -176,10 +177,10 @@ def run(spec: str, directory: str, *, progress: bool = False) -> dict[str, Any]:
     print(f'trial {index}: {" ".join(_overrides(trial.params))}', file=sys.stderr)
     config = checks.load(sweep['config'], list(sweep['overrides']) + _overrides(trial.params))
 
-    def on_eval(step: int, figures: dict[str, float], trial=trial) -> None:
+    def on_eval(step: int, figures: dict[str, float], last: bool, trial=trial) -> None:
       if sweep['prune_on'] in figures and step > 0:
         trial.report(figures[sweep['prune_on']], step)
-        if trial.should_prune():
+        if not last and trial.should_prune():  # a trial that has trained to its end completes
           raise Pruned(f'step {step}')
 
     start = time.perf_counter()
@@ -212,16 +213,20 @@ def _finished(study, index: int) -> bool:
 
 
 def _check_same_sweep(directory: str, sweep: dict) -> None:
+  """A directory holds one sweep: resuming with another space, metric or config is refused,
+  naming what differs; only the budget (``trials``) may grow or shrink."""
   path = os.path.join(directory, SPEC)
-  text = json.dumps(sweep, indent=1, sort_keys=True, default=list)
+  fixed = {k: v for k, v in sweep.items() if k != 'trials'}
+  fixed = json.loads(json.dumps(fixed, default=list))  # tuples as the file holds them: lists
   if os.path.exists(path):
     with open(path) as f:
-      old = f.read()
-    if old != text:
-      raise UsageError(f'{directory} holds another sweep (its {SPEC} differs from this one); '
-                       'use a new directory, or the same sweep file to resume it')
-  else:
-    fileio.write_atomic(path, text)
+      old = json.load(f)
+    old.pop('trials', None)
+    differ = sorted(k for k in set(old) | set(fixed) if old.get(k) != fixed.get(k))
+    if differ:
+      raise UsageError(f'{directory} holds another sweep ({", ".join(differ)} differ from this '
+                       'sweep file\'s); use a new --dir, or the same sweep to resume it')
+  fileio.write_atomic(path, json.dumps(fixed, indent=1, sort_keys=True))
 
 
 def write_summary(directory: str, sweep: dict, study) -> dict[str, Any]:

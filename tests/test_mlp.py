@@ -1,8 +1,8 @@
 """The seeds' MLP on IDX images: the reader, the model, epochs, end to end on a tiny file."""
 
 import gzip
-import os
 import json
+import os
 
 import numpy as np
 import pytest

@@ -50,7 +50,8 @@ def _study(directory):
 def test_grid_sweep_runs_exactly_its_grid(tmp_path):
   spec = write_sweep(tmp_path, '''
   return dict(COMMON, method='grid', overrides=COMMON['overrides'] + ('train.epochs=1',),
-              space={'optim.lr': [0.003, 0.03], 'optim.weight_decay': [0.0, 0.2]})''')
+              space={'optim.lr': [0.003, 0.03], 'optim.weight_decay': [0.0, 0.2]},
+              prune=True, prune_startup=1)''')  # evaluated at their last step only: none pruned
   summary = sweep_lib.run(spec, str(tmp_path / 'grid'))
   ran = sorted((t['params']['optim.lr'], t['params']['optim.weight_decay'])
                for t in summary['trials'])
@@ -117,3 +118,14 @@ def test_bad_sweep_files_are_refused_in_one_line(tmp_path):
   with pytest.raises(UsageError, match='needs a budget'):
     sweep_lib.load(write_sweep(tmp_path, "  return dict(COMMON, method='tpe', "
                                          "space={'optim.lr': ('uniform', 0.1, 0.2)})"))
+
+
+def test_a_directory_holds_one_sweep_whose_budget_may_change(tmp_path):
+  def sweep(space, trials):
+    return sweep_lib.load(write_sweep(tmp_path, f"  return dict(COMMON, trials={trials}, "
+                                                f"space={{'optim.lr': {space}}})"))
+  directory = str(tmp_path / 'sw')
+  sweep_lib._check_same_sweep(directory, sweep([0.1], 2))
+  sweep_lib._check_same_sweep(directory, sweep([0.1], 5))  # a larger budget resumes it
+  with pytest.raises(UsageError, match=r'another sweep \(space differ'):
+    sweep_lib._check_same_sweep(directory, sweep([0.2], 5))

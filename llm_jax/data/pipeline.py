@@ -81,11 +81,13 @@ def lm_data(config: ml_collections.ConfigDict, tokenizer: tokenizers.Tokenizer |
     if split not in prepared.splits:
       raise UsageError(f'{data.corpus} has no {split!r} split: give data.files.{split} or '
                        'set data.val_fraction')
+  task = tasks.get(config.objective)
+  if task.reads == 'sentence_pairs' or data.batching == 'windows':
+    prepared = sources.in_memory(prepared)  # read whole (vocabulary, streams, sentences) once
   tokenizer = tokenizer or build_tokenizer(data, prepared)
   eval_splits = [s for s in ('validation', 'test') if s in prepared.splits]
   full_batch = t.full_eval_batch_size
 
-  task = tasks.get(config.objective)
   if task.reads == 'sentence_pairs':
     task.check_special(tokenizer.special)
     return _sentence_pairs(config, tokenizer, prepared, eval_splits, process_index,
@@ -206,11 +208,10 @@ class LabelledData:
 def labelled_data(config: ml_collections.ConfigDict, tokenizer: tokenizers.Tokenizer | None = None,
                   process_index: int = 0, process_count: int = 1) -> LabelledData:
   data, t, seed = config.data, config.train, config.seed
-  prepared = sources.prepare(data)
+  prepared = sources.in_memory(sources.prepare(data))  # read once: the vocabulary, the ids
   tokenizer = tokenizer or build_tokenizer(data, prepared)
   encoded = {}
-  for split, source in prepared.splits.items():
-    records = [source[i] for i in range(len(source))]
+  for split, records in prepared.splits.items():
     examples = tokenizer.encode_batch([sources.text_of(r, data.text_field) for r in records])
     if data.text_pair_field:
       examples = list(zip(examples, tokenizer.encode_batch(

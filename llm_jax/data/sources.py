@@ -501,6 +501,23 @@ def prepare(data: ml_collections.ConfigDict) -> Prepared:
   return prepare_local(resolve(data), cache_dir(data))
 
 
+def read_all(source) -> list[dict]:
+  """Every record of a split, in order. An ArrayRecord source reads in batches on parallel
+  threads (``__getitems__``): record by record, SST-2's 67k sentences took 25 s, 6 s so."""
+  if not hasattr(source, '__getitems__'):
+    return [source[i] for i in range(len(source))]
+  chunk = 8192
+  return [record for start in range(0, len(source), chunk)
+          for record in source.__getitems__(list(range(start, min(start + chunk, len(source)))))]
+
+
+def in_memory(prepared: Prepared) -> Prepared:
+  """``prepared`` with every split read into a list once, for pipelines that read all of it
+  (several times: the vocabulary, then the encoding) rather than sample it."""
+  return dataclasses.replace(prepared, splits={split: read_all(source)
+                                               for split, source in prepared.splits.items()})
+
+
 def text_of(record: dict, text_field: str = '') -> str:
   """A record's text as str (tfds stores text as bytes; catalog sets name the field)."""
   value = record[text_field] if text_field and text_field in record else record['text']

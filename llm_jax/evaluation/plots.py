@@ -67,7 +67,7 @@ def curves(workdirs: list[str], out: str, x: str = 'step', metrics: tuple[str, .
   panels = ['loss', *metrics, *TRAIN_ONLY]
   cols = 2 if len(panels) > 2 else len(panels)
   figure, axes = _figure(size, math.ceil(len(panels) / cols), cols)
-  for workdir in workdirs:
+  for run, workdir in enumerate(workdirs):  # a color per run, a line style per split
     rows, name = read_metrics(workdir), os.path.basename(os.path.normpath(workdir))
     config = layout.read_config(workdir)
     per_step = config.train.batch_size * config.train.seq_len if config is not None else 1
@@ -79,7 +79,8 @@ def curves(workdirs: list[str], out: str, x: str = 'step', metrics: tuple[str, .
                   if r['split'] == split and panel in r]
         if points:  # a series of one or two points shows its markers
           few = {'marker': 'o'} if len(points) < 3 and 'marker' not in style else {}
-          ax.plot(*zip(*points), label=f'{name}: {split}', **style, **few)
+          ax.plot(*zip(*points), label=f'{name}: {split}', color=f'C{run % 10}', **style,
+                  **few)
   found = set()
   for panel, ax in zip(panels, axes):
     ax.set_title({'lr': 'learning rate', 'tokens_per_sec': 'training tokens/s'}.get(panel, panel))

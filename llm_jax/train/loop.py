@@ -75,12 +75,14 @@ def _open_workdir(workdir: str) -> WorkdirLock | None:
 
 def run(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = True,
         profile: tuple[int, int] | None = None,
-        on_eval: Callable[[int, dict[str, float]], None] | None = None) -> dict[str, Any]:
+        on_eval: Callable[[int, dict[str, float], bool], None] | None = None
+        ) -> dict[str, Any]:
   """Trains (or resumes) the configured model in ``workdir``; returns the final metrics.
 
-  ``on_eval(step, figures)`` sees each periodic evaluation as ``<split>_<metric>`` figures
-  (``val_loss``, ``val_full_accuracy``) as it is logged; an exception it raises stops the run
-  there (a sweep's pruning), after the checkpoints written so far are complete.
+  ``on_eval(step, figures, last)`` sees each periodic evaluation as ``<split>_<metric>``
+  figures (``val_loss``, ``val_full_accuracy``) as it is logged, ``last`` at the final step;
+  an exception it raises stops the run there (a sweep's pruning), after the checkpoints
+  written so far are complete.
 
   ``profile=(start, stop)`` writes a ``jax.profiler`` trace of those steps (host loop and
   device kernels; open it in Perfetto or TensorBoard) to the workdir's ``profile/``.
@@ -175,7 +177,7 @@ def _train(config, workdir, stop, closing, progress, profile, on_eval) -> dict[s
   def log_eval(step: int, split: str, figures: dict[str, float]) -> None:
     logbook.write(step, split, figures)
     if on_eval is not None:
-      on_eval(step, {f'{split}_{k}': v for k, v in figures.items()})
+      on_eval(step, {f'{split}_{k}': v for k, v in figures.items()}, step == t.steps)
 
   with parallel.activate(setup.mesh):
     if start == 0 and t.eval_every and t.eval_batches:
