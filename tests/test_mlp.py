@@ -11,8 +11,10 @@ from llm_jax import config as config_lib
 from llm_jax import train
 from llm_jax.data import features
 from llm_jax.errors import UsageError
+from llm_jax.evaluation import plots
 from llm_jax.train import checks
 from tests.conftest import REPO
+from tests.test_plots import png_size
 
 
 def write_idx(path, array, dtype_byte=0x08):
@@ -73,6 +75,11 @@ def test_mlp_trains_for_its_epochs_and_evaluates_each(tmp_path):
   rows = [json.loads(line) for line in (tmp_path / 'run/metrics.jsonl').open()]
   assert [r['step'] for r in rows if r['split'] == 'val_full'] == [12, 24, 36]
   assert final['test_full_accuracy'] > 0.9 and final['val_full_examples'] == 24
+  # a classifier workdir's ROC curves and confusion matrix, one PNG each of the asked size
+  for kind in ('roc', 'confusion'):
+    out = plots.classifier(str(tmp_path / 'run'), str(tmp_path / f'{kind}.png'), kind,
+                           split='test', size=(600, 500))
+    assert png_size(out) == (600, 500)
   # a config of another kind on these inputs is refused in one line
   with pytest.raises(config_lib.ConfigError, match='numeric inputs'):
     mlp_config(tmp_path, 'model.kind=encoder', 'model.mlp_hidden=()')

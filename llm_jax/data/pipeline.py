@@ -344,7 +344,7 @@ def check(config: ml_collections.ConfigDict) -> list[str]:
     problems.append(f'model.kind={config.model.kind!r} on data.corpus={data.corpus!r}: numeric '
                     'inputs (data.format="idx") train model.kind="mlp", and an MLP reads only '
                     'those; change one of them')
-  if reads_features(data) and config.objective != 'classification':
+  if reads_features(data) and not task.labelled:
     problems.append(f'objective={config.objective!r} on numeric inputs: they train '
                     'objective="classification"')
   if task.reads == 'conversation':
