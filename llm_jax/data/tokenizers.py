@@ -252,7 +252,7 @@ class WordPieceTokenizer(_Base):
 
   def save(self, directory: str) -> None:
     os.makedirs(directory, exist_ok=True)
-    shutil.copyfile(self.path, os.path.join(directory, 'vocab.txt'))
+    _copy(self.path, os.path.join(directory, 'vocab.txt'))
     self._write_spec(directory, file='vocab.txt', lowercase=self.lowercase)
 
 
@@ -351,8 +351,16 @@ class HFTokenizer(_Base):
     os.makedirs(directory, exist_ok=True)
     for name in HF_FILES:
       if os.path.isfile(os.path.join(self.directory, name)):
-        shutil.copyfile(os.path.join(self.directory, name), os.path.join(directory, name))
+        _copy(os.path.join(self.directory, name), os.path.join(directory, name))
     self._write_spec(directory)
+
+
+def _copy(source: str, target: str) -> None:
+  """Copies a tokenizer file, unless it is already there: a resumed run saves the tokenizer
+  it loaded from its own workdir (copying a file onto itself raises)."""
+  if os.path.exists(target) and os.path.samefile(source, target):
+    return
+  shutil.copyfile(source, target)
 
 
 def _read_json(path: str) -> dict:
