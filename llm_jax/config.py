@@ -161,27 +161,35 @@ def load(spec: str, overrides: Sequence[str] = ()) -> ml_collections.ConfigDict:
   Overrides are ``field.path=value`` strings; values are Python literals, else strings.
   """
   path, _, arg = spec.partition(':')
-  if not os.path.isfile(path):
-    raise ConfigError(f'config file {path} does not exist; give a path such as '
-                      'configs/shakespeare_char.py (optionally FILE:ARG)')
-  module_spec = importlib.util.spec_from_file_location('_llm_jax_config', path)
-  module = importlib.util.module_from_spec(module_spec)
+  get_config = file_function(path, 'get_config', 'config', 'configs/shakespeare_char.py',
+                             'llm_jax.config.base() amended (see configs/)')
   try:
-    module_spec.loader.exec_module(module)
-  except SyntaxError as e:
-    raise ConfigError(f'{path}:{e.lineno}: {e.msg}; fix the config file') from None
-  if not callable(getattr(module, 'get_config', None)):
-    raise ConfigError(f'{path} defines no get_config(); a config file defines '
-                      'get_config(arg=None) returning llm_jax.config.base() amended '
-                      '(see configs/)')
-  try:
-    config = module.get_config(arg) if arg else module.get_config()
+    config = get_config(arg) if arg else get_config()
   except (AttributeError, KeyError, TypeError, ValueError) as e:
     # a locked ConfigDict refuses unknown fields (AttributeError) and wrong types (TypeError)
     raise ConfigError(f'{path}:{_line_in(path, e)}: {_config_message(e)}') from None
   for item in overrides:
     override(config, item)
   return config
+
+
+def file_function(path: str, name: str, kind: str, example: str, returns: str):
+  """The function ``name`` of the Python file ``path`` (a config or a sweep file), executed;
+  a missing file, a syntax error or a missing function is one line naming the fix."""
+  if not os.path.isfile(path):
+    raise ConfigError(f'{kind} file {path} does not exist; give a path such as {example} '
+                      '(optionally FILE:ARG)')
+  module_spec = importlib.util.spec_from_file_location(f'_llm_jax_{kind}', path)
+  module = importlib.util.module_from_spec(module_spec)
+  try:
+    module_spec.loader.exec_module(module)
+  except SyntaxError as e:
+    raise ConfigError(f'{path}:{e.lineno}: {e.msg}; fix the {kind} file') from None
+  function = getattr(module, name, None)
+  if not callable(function):
+    raise ConfigError(f'{path} defines no {name}(); a {kind} file defines {name}(arg=None) '
+                      f'returning {returns}')
+  return function
 
 
 def _line_in(path: str, e: BaseException) -> int | str:

@@ -28,7 +28,6 @@ rewritten after each trial.
 from __future__ import annotations
 
 import csv
-import importlib.util
 import io
 import itertools
 import json
@@ -37,6 +36,7 @@ import sys
 import time
 from typing import Any
 
+from llm_jax import config as config_lib
 from llm_jax import fileio
 from llm_jax.errors import UsageError
 
@@ -52,16 +52,9 @@ DONE = ('COMPLETE', 'PRUNED')
 def load(spec: str) -> dict[str, Any]:
   """A sweep file's ``get_sweep(arg)``, checked: every problem is one line naming the key."""
   path, _, arg = spec.partition(':')
-  if not os.path.isfile(path):
-    raise UsageError(f'sweep file {path} does not exist; give a path such as '
-                     'configs/sweeps/sst2_lstm.py (optionally FILE:ARG)')
-  module_spec = importlib.util.spec_from_file_location('_llm_jax_sweep', path)
-  module = importlib.util.module_from_spec(module_spec)
-  module_spec.loader.exec_module(module)
-  if not callable(getattr(module, 'get_sweep', None)):
-    raise UsageError(f'{path} defines no get_sweep(); a sweep file defines get_sweep(arg=None) '
-                     'returning a dict (see llm_jax/sweep.py)')
-  sweep = module.get_sweep(arg) if arg else module.get_sweep()
+  get_sweep = config_lib.file_function(path, 'get_sweep', 'sweep', 'configs/sweeps/sst2_lstm.py',
+                                       'a dict (see llm_jax/sweep.py)')
+  sweep = get_sweep(arg) if arg else get_sweep()
   sweep = {'overrides': (), 'trials': 0, 'prune': False, 'prune_on': '', 'prune_startup': 3,
            'seed': 0, 'tpe_startup': 5, 'method': 'tpe', 'direction': 'maximize', **sweep}
   problems = [f'{path}: unknown key {k!r}; the keys are {", ".join(sorted(KEYS))}'
