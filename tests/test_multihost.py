@@ -10,7 +10,9 @@ import jax
 import numpy as np
 import pytest
 
+from llm_jax import train
 from llm_jax import workdir as workdir_lib
+from llm_jax.train import checks
 from tests.conftest import REPO, SHAKESPEARE, TINY
 
 pytestmark = pytest.mark.slow  # two processes train under jax.distributed
@@ -25,19 +27,16 @@ def free_port() -> int:
     return s.getsockname()[1]
 
 
-def launch(workdir, steps, devices_per_process, processes):
+def launch(workdir, steps, devices_per_process, processes=2):
   env = dict(os.environ, PYTHONPATH=REPO, JAX_PLATFORMS='cpu',
              XLA_FLAGS=f'--xla_force_host_platform_device_count={devices_per_process}')
   args = [sys.executable, '-m', 'llm_jax.cli', 'train', f'--config={SHAKESPEARE}',
           f'--workdir={workdir}'] + [f'--config.{o}' for o in OVERRIDES + [f'train.steps={steps}']]
-  if processes > 1:
-    port = free_port()
-    procs = [subprocess.Popen(args + ['--distributed', f'--coordinator=127.0.0.1:{port}',
-                                      f'--num-processes={processes}', f'--process-id={i}'],
-                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-             for i in range(processes)]
-  else:
-    procs = [subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)]
+  port = free_port()
+  procs = [subprocess.Popen(args + ['--distributed', f'--coordinator=127.0.0.1:{port}',
+                                    f'--num-processes={processes}', f'--process-id={i}'],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+           for i in range(processes)]
   for p in procs:
     _out, err = p.communicate(timeout=300)
     assert p.returncode == 0, err.decode()[-3000:]
@@ -50,10 +49,11 @@ def losses(workdir):
 
 def test_two_processes_train_and_resume_like_one(tmp_path):
   one, two = str(tmp_path / 'one'), str(tmp_path / 'two')
-  launch(one, 12, devices_per_process=4, processes=1)
-  launch(two, 8, devices_per_process=2, processes=2)  # a 4-device mesh over 2 processes
+  # the reference: this one-device process (test_sharding: a mesh trains as one device does)
+  train.run(checks.load(SHAKESPEARE, OVERRIDES + ['train.steps=12']), one, progress=False)
+  launch(two, 8, devices_per_process=2)  # a 4-device mesh over 2 processes
   assert max(int(d) for d in os.listdir(os.path.join(two, 'checkpoints'))) == 8
-  launch(two, 12, devices_per_process=2, processes=2)  # resumes their joint checkpoint
+  launch(two, 12, devices_per_process=2)  # resumes their joint checkpoint
   expected, got = losses(one), losses(two)
   assert [r[:2] for r in got] == [r[:2] for r in expected]
   np.testing.assert_allclose([r[2] for r in got], [r[2] for r in expected], rtol=1e-5)

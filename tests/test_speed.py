@@ -124,8 +124,10 @@ def test_keeping_freed_memory_removes_most_page_faults_of_each_call():
       counts.append(int(out.stdout.split()[-1]))
     faults[setting] = min(counts)
   # by default each call faults its temporary in again (12,288 pages of 4 KiB); kept, 1,300
-  # to 1,900 faults per call remain (measured 25,884 to 38,172 against 252,000 in 20 calls)
-  assert faults['default'] > 20 * 10000 and faults['keep'] < faults['default'] / 3, faults
+  # to 1,900 faults per call remain alone (25,884 to 38,172 against 252,000 in 20 calls), up
+  # to 4,400 beside another busy test worker (87,539 in the CI run of 2026-12-02): kept is
+  # held to under half, which no-op keeping (about 252,000) cannot pass
+  assert faults['default'] > 20 * 10000 and faults['keep'] < faults['default'] / 2, faults
 
 
 @pytest.mark.slow
