@@ -98,7 +98,14 @@ def base() -> ml_collections.ConfigDict:
   c.optim.name = 'adamw'  # adamw | adam | sgd | adafactor | lion (train/optim.py)
   c.optim.lr = 1e-3
   c.optim.min_lr = 1e-4
-  c.optim.schedule = 'cosine'
+  c.optim.schedule = 'cosine'  # cosine | linear (to min_lr) | constant | staircase
+  # staircase: lr for decay_begin steps, then times lr_decay every decay_every steps (Zaremba
+  # et al.'s "x0.5 after each epoch from the 5th"); with train.epochs both can count epochs
+  c.optim.lr_decay = 0.5
+  c.optim.decay_every = 0
+  c.optim.decay_begin = 0
+  c.optim.decay_every_epochs = 0
+  c.optim.decay_begin_epochs = 0
   c.optim.warmup_steps = 100
   c.optim.decay_steps = 0  # 0: train.steps
   c.optim.b1 = 0.9

@@ -6,7 +6,9 @@ Event loop is closed`` and each abandoned read its own copy of the read error, t
 ``sys.unraisablehook`` and asyncio's "Task exception was never retrieved" log, interleaved
 across threads, while the error that matters has already been raised (and handled: llm_jax
 falls back to an earlier step). Those, and only those, are dropped; so are the tracebacks
-orbax logs before it raises (a full disk), which llm_jax reports as one line.
+orbax logs before it raises (a full disk), which llm_jax reports as one line, and the
+"coroutine ... was never awaited" warning an abandoned save's coroutine prints when it is
+collected at exit, after that line (llm_jax itself has no coroutines).
 
 tfds and orbax also warn, through absl, about what llm_jax has already handled and said in
 its own words (custom builder configs; a checkpoint step without metadata); ``absl_warnings``
@@ -19,6 +21,7 @@ import contextlib
 import logging
 import os
 import sys
+import warnings
 
 _previous = sys.unraisablehook
 
@@ -73,6 +76,8 @@ def silence_background_noise() -> None:
   from absl import logging as absl_logging  # absl's own logger, which knows its callers
 
   sys.unraisablehook = _unraisablehook
+  warnings.filterwarnings('ignore', message=r"coroutine '.*' was never awaited",
+                          category=RuntimeWarning)
   logging.getLogger('asyncio').addFilter(_orbax_task_noise)
   absl_logging.get_absl_logger().addFilter(_orbax_traceback_log)
 

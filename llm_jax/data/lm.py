@@ -1,8 +1,10 @@
-"""Language-model batches cut from one token stream: random windows and sequential windows.
+"""Language-model batches cut from one token stream: random windows, sequential windows, and
+the parallel streams of truncated backpropagation through time.
 
 Training batches are random windows drawn by a generator seeded with ``(seed, stream,
-step)``: a batch is a pure function of the step, so a resumed run draws exactly the batches
-the uninterrupted run would have, with no iterator state to save.
+step)``, or the next columns of the streams: a batch is a pure function of the step, so a
+resumed run draws exactly the batches the uninterrupted run would have, with no iterator
+state to save.
 """
 
 from __future__ import annotations
@@ -46,3 +48,42 @@ def sequential_windows(ids: np.ndarray, batch_size: int,
       targets[row, :n] = ids[start + 1:start + 1 + n]
       mask[row, :n] = 1.0
     yield {'inputs': inputs, 'targets': targets, 'loss_mask': mask}
+
+
+class Streams:
+  """A split cut into ``batch_size`` contiguous streams, read ``seq_len`` tokens at a time:
+  truncated BPTT as Zaremba et al. (2014) and the TensorFlow PTB tutorial's reader do it.
+
+  Row ``r`` of every batch continues stream ``r`` where the previous batch stopped: the
+  stream is ``ids[r * L:(r + 1) * L]`` with ``L = len(ids) // batch_size`` (the remainder is
+  dropped), and batch ``i`` of an epoch holds its tokens ``[i * seq_len, (i + 1) * seq_len)``,
+  targets one further. An epoch is ``(L - 1) // seq_len`` batches; each starts over from the
+  streams' beginnings with ``reset`` = 1, which zeroes the state the model carries.
+  """
+
+  def __init__(self, ids: np.ndarray, batch_size: int, seq_len: int):
+    length = len(ids) // batch_size
+    self.epoch_steps = (length - 1) // seq_len
+    if self.epoch_steps < 1:
+      raise UsageError(f'a split of {len(ids)} tokens cut into train.batch_size={batch_size} '
+                       f'streams leaves {length} tokens per stream, too few for one window of '
+                       f'train.seq_len={seq_len} + 1; lower either')
+    self.grid = np.asarray(ids[:batch_size * length], np.int32).reshape(batch_size, length)
+    self.seq_len = seq_len
+
+  def batch(self, step: int) -> dict[str, np.ndarray]:
+    i = step % self.epoch_steps
+    start, t = i * self.seq_len, self.seq_len
+    return {'inputs': self.grid[:, start:start + t],
+            'targets': self.grid[:, start + 1:start + t + 1],
+            'reset': np.full((len(self.grid),), float(i == 0), np.float32)}
+
+
+def stream_windows(ids: np.ndarray, window: int) -> Iterator[dict[str, np.ndarray]]:
+  """The whole split as one stream (a batch of one row), ``window`` targets per batch, the
+  first with ``reset`` = 1 and the model's state carried through the rest: the paper's
+  evaluation (batch 1, the state never reset), whatever ``window`` is, since the state
+  carries everything before it. The last window is padded with ``loss_mask`` 0, after every
+  real target, so padding never reaches one."""
+  for i, batch in enumerate(sequential_windows(ids, 1, window)):
+    yield {**batch, 'reset': np.full((1,), float(i == 0), np.float32)}

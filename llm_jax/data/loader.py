@@ -7,6 +7,8 @@ checkpoint, so a resumed run sees exactly the batches the uninterrupted run woul
 * ``windows``: nanoGPT's random windows over one token stream; batch ``i`` is a pure
   function of ``(seed, i)``. Each process takes its rows of the global batch, so any number
   of processes trains on the very batches of a one-process run.
+* ``streams``: truncated BPTT's parallel streams over one token stream (``lm.Streams``);
+  batch ``i`` is a pure function of ``i``, each process takes its rows.
 * ``packed``: documents shuffled per epoch, framed for the objective, packed into rows by
   grain's concat-then-split with segment ids and per-document positions. Each process
   reads only its own documents.
@@ -37,6 +39,14 @@ def windows(ids: np.ndarray, batch_size: int, seq_len: int, seed: int, process_i
   """Batch ``i`` = ``batch_size`` random windows drawn by ``(seed, i)`` (this process's rows)."""
   return grain.MapDataset.range(1 << 40).map(lambda step: _process_rows(
       lm.random_windows(ids, batch_size, seq_len, seed, step), process_index, process_count))
+
+
+def streams(ids: np.ndarray, batch_size: int, seq_len: int, process_index: int = 0,
+            process_count: int = 1) -> grain.MapDataset:
+  """Batch ``i`` = the next ``seq_len`` columns of ``batch_size`` streams (this process's rows)."""
+  grid = lm.Streams(ids, batch_size, seq_len)
+  return grain.MapDataset.range(1 << 40).map(
+      lambda step: _process_rows(grid.batch(step), process_index, process_count))
 
 
 def packed(source, frame: Callable[[dict], dict[str, np.ndarray]], lengths: dict[str, int],

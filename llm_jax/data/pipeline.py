@@ -22,7 +22,7 @@ from llm_jax.data import features, lm, loader, nsp, seq2seq, sft, sources, token
 from llm_jax.errors import UsageError
 
 Batches = Iterable[dict[str, np.ndarray]]
-BATCHING = ('windows', 'packed')
+BATCHING = ('windows', 'packed', 'streams')
 TOKENIZERS = ('char', 'word', 'sentencepiece', 'wordpiece', 'hf')
 
 
@@ -82,7 +82,7 @@ def lm_data(config: ml_collections.ConfigDict, tokenizer: tokenizers.Tokenizer |
       raise UsageError(f'{data.corpus} has no {split!r} split: give data.files.{split} or '
                        'set data.val_fraction')
   task = tasks.get(config.objective)
-  if task.reads == 'sentence_pairs' or data.batching == 'windows':
+  if task.reads == 'sentence_pairs' or data.batching in ('windows', 'streams'):
     prepared = sources.in_memory(prepared)  # read whole (vocabulary, streams, sentences) once
   tokenizer = tokenizer or build_tokenizer(data, prepared)
   eval_splits = [s for s in ('validation', 'test') if s in prepared.splits]
@@ -92,6 +92,8 @@ def lm_data(config: ml_collections.ConfigDict, tokenizer: tokenizers.Tokenizer |
     task.check_special(tokenizer.special)
     return _sentence_pairs(config, tokenizer, prepared, eval_splits, process_index,
                            process_count)
+  if data.batching == 'streams':
+    return _streams(config, tokenizer, prepared, eval_splits, process_index, process_count)
   if data.batching == 'windows':
     streams = {split: loader.token_stream(prepared.splits[split], tokenizer, data.text_field)
                for split in ['train'] + eval_splits}
@@ -141,6 +143,29 @@ def lm_data(config: ml_collections.ConfigDict, tokenizer: tokenizers.Tokenizer |
                    for i in range(len(source)))
       return tokens // (t.batch_size * t.seq_len)
   return LMData(tokenizer, train, estimate, full, prepared.report, epoch_steps)
+
+
+def _streams(config, tokenizer, prepared, eval_splits, process_index, process_count) -> LMData:
+  """Truncated BPTT (``lm.Streams``): training batches continue each stream where the last
+  batch stopped; evaluation reads each split as one stream whose state is never reset,
+  ``full_eval_batch_size * seq_len`` targets per call; the estimate is its first
+  ``eval_batches`` calls."""
+  data, t = config.data, config.train
+  ids = {split: loader.token_stream(prepared.splits[split], tokenizer, data.text_field)
+         for split in ['train'] + eval_splits}
+  window = t.full_eval_batch_size * t.seq_len
+
+  def train(state):
+    return loader.Resumable(loader.streams(ids['train'], t.batch_size, t.seq_len, process_index,
+                                           process_count), state)
+
+  def estimate(step):
+    del step  # the same opening of the validation stream every time
+    return itertools.islice(lm.stream_windows(ids['validation'], window), t.eval_batches)
+
+  full = {split: (lambda s=split: lm.stream_windows(ids[s], window)) for split in eval_splits}
+  return LMData(tokenizer, train, estimate, full, prepared.report,
+                lambda: lm.Streams(ids['train'], t.batch_size, t.seq_len).epoch_steps)
 
 
 def _sentence_pairs(config, tokenizer, prepared, eval_splits, process_index, process_count

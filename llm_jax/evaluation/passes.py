@@ -7,8 +7,9 @@ processes hold the same figures.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Iterable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import flax.linen as nn
 import jax
@@ -18,6 +19,7 @@ from jax.sharding import NamedSharding, PartitionSpec
 
 from llm_jax import parallel
 from llm_jax.evaluation import metrics as metrics_lib
+from llm_jax.models import lstm
 from llm_jax.tasks import Task
 
 
@@ -42,14 +44,26 @@ class Evaluator:
   data_sharding: NamedSharding
   eval_step: Callable
   predict_step: Callable | None
+  # a carried model's (truncated BPTT) zero state for a batch of n rows; its eval_step is
+  # (params, batch, carry) -> (sums, carry)
+  zero_carry: Callable[[int], Any] | None = None
 
 
 def evaluator(model: nn.Module, task: Task, loss: Callable, mesh: jax.sharding.Mesh,
-              param_shardings, eval_key: jax.Array) -> Evaluator:
+              param_shardings, eval_key: jax.Array, carried: bool = False) -> Evaluator:
   """``loss`` is ``task.bind(...)``; an objective's own randomness (masking) is fixed by
-  ``eval_key``, so every evaluation of a checkpoint gives the same figures."""
+  ``eval_key``, so every evaluation of a checkpoint gives the same figures. ``carried``
+  (``task.carries``): the state runs on from batch to batch; its one-stream batches are
+  replicated on every device rather than split."""
   data_sharding = parallel.batch_sharding(mesh)
   replicated = NamedSharding(mesh, PartitionSpec())
+  if carried:
+    eval_step = jax.jit(lambda params, batch, carry: loss(model, params, batch, carry, eval_key,
+                                                          train=False)[1],
+                        in_shardings=(param_shardings, replicated, replicated),
+                        out_shardings=replicated)
+    return Evaluator(mesh, replicated, eval_step, None,
+                     functools.partial(lstm.zero_carry, model.cfg))
   eval_step = jax.jit(lambda params, batch: loss(model, params, batch, eval_key, train=False)[1],
                       in_shardings=(param_shardings, data_sharding), out_shardings=replicated)
   predict_step = None
@@ -67,10 +81,15 @@ def process_rows(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 def losses(ev: Evaluator, params, batches: Iterable[dict[str, np.ndarray]]) -> dict[str, float]:
-  """The objective's loss, accuracy and perplexity summed over ``batches``."""
-  sums = None
+  """The objective's loss, accuracy and perplexity summed over ``batches`` (a carried model's
+  state running on through them, from zeros)."""
+  sums, carry = None, None
   for batch in batches:
-    out = ev.eval_step(params, parallel.global_batch(process_rows(batch), ev.data_sharding))
+    if ev.zero_carry is not None:  # every process feeds the whole (replicated) batch
+      carry = ev.zero_carry(len(batch['inputs'])) if carry is None else carry
+      out, carry = ev.eval_step(params, parallel.global_batch(batch, ev.data_sharding), carry)
+    else:
+      out = ev.eval_step(params, parallel.global_batch(process_rows(batch), ev.data_sharding))
     sums = out if sums is None else jax.tree_util.tree_map(jnp.add, sums, out)
   return metrics_lib.summarize(jax.device_get(sums))
 

@@ -29,7 +29,8 @@ def evaluator(trained: workdir_lib.Trained) -> passes.Evaluator:
   loss = trained.task.bind(vocab_size, trained.tokenizer.special, trained.config)
   return passes.evaluator(trained.model, trained.task, loss, mesh,
                           NamedSharding(mesh, PartitionSpec()),
-                          passes.run_keys(trained.config.seed).eval)
+                          passes.run_keys(trained.config.seed).eval,
+                          trained.task.carries(trained.config))
 
 
 def scored(workdir: str, split: str = 'validation', checkpoint: str = 'auto'

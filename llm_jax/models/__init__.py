@@ -1,4 +1,5 @@
-"""Flax Linen models: one configurable Transformer and its heads, LSTM and MLP classifiers."""
+"""Flax Linen models: one configurable Transformer and its heads, LSTM and MLP classifiers,
+and the LSTM language model."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from llm_jax.models.encoder import EncoderLM
 from llm_jax.models.encoder_decoder import EncoderDecoderLM
 from llm_jax.models.heads import SequenceClassifier, check_pretrained, load_pretrained
 from llm_jax.models.lora import LoraConfig
-from llm_jax.models.lstm import LSTMClassifier
+from llm_jax.models.lstm import LSTMLM, LSTMClassifier
 from llm_jax.models.mlp import MLPClassifier
 from llm_jax.models.transformer import DecoderLM, TransformerConfig
 
@@ -20,9 +21,15 @@ MODELS = {'decoder': DecoderLM, 'encoder': EncoderLM, 'encoder_decoder': Encoder
 
 def build(cfg: TransformerConfig, lora: LoraConfig | None = None) -> nn.Module:
   """The language model of ``cfg.kind``; ``lora`` adapts a decoder's projections."""
-  if cfg.kind in ('lstm', 'mlp'):
-    raise UsageError(f'model.kind="{cfg.kind}" is a classifier, not a language model: train it '
-                     'with objective="classification"')
+  if cfg.kind == 'mlp':
+    raise UsageError('model.kind="mlp" is a classifier, not a language model: train it with '
+                     'objective="classification"')
+  if cfg.kind == 'lstm':
+    problems = lstm.lm_errors(cfg) + (['LoRA adapts a Transformer\'s projections: set '
+                                       'finetune.lora_rank=0'] if lora is not None else [])
+    if problems:
+      raise UsageError(problems[0])
+    return LSTMLM(cfg)
   if lora is None:
     return MODELS[cfg.kind](cfg)
   if cfg.kind != 'decoder':
@@ -72,7 +79,19 @@ def sample_inputs(cfg: TransformerConfig, batch: int = 1, length: int = 8) -> tu
   return (tokens, tokens) if cfg.kind == 'encoder_decoder' else (tokens,)
 
 
-__all__ = ['DecoderLM', 'EncoderDecoderLM', 'EncoderLM', 'LSTMClassifier', 'LoraConfig',
-           'MLPClassifier',
-           'SequenceClassifier', 'TransformerConfig', 'build', 'build_classifier',
-           'check_pretrained', 'load_pretrained', 'sample_inputs']
+__all__ = [
+  'LSTMLM',
+  'DecoderLM',
+  'EncoderDecoderLM',
+  'EncoderLM',
+  'LSTMClassifier',
+  'LoraConfig',
+  'MLPClassifier',
+  'SequenceClassifier',
+  'TransformerConfig',
+  'build',
+  'build_classifier',
+  'check_pretrained',
+  'load_pretrained',
+  'sample_inputs',
+]

@@ -29,8 +29,16 @@ def normal(std: float) -> Initializer:
 # model.init: how weight matrices start. 'normal' is N(0, init_std) with GPT-2's scaled
 # residual projections; the others are jax.nn.initializers' definitions, fans counted over a
 # kernel's contracted (input) and produced (output) axes. Embedding tables stay normal.
+# 'uniform' is U(-init_scale, init_scale), the classic LSTM language models' (Zaremba et al.).
 INITS = ('normal', 'truncated_normal', 'xavier_uniform', 'xavier_normal', 'he_normal',
-         'he_uniform')
+         'he_uniform', 'uniform')
+
+
+def symmetric_uniform(bound: float) -> Initializer:
+  """U(-bound, bound); ``jax.nn.initializers.uniform`` draws from [0, scale) only."""
+  def init(key, shape, dtype=jnp.float32):
+    return jax.random.uniform(key, shape, dtype, -bound, bound)
+  return init
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,6 +47,7 @@ class KernelInit:
 
   name: str = 'normal'
   std: float = 0.02  # normal, truncated_normal (the untruncated one's, cut at 2 std)
+  scale: float = 0.1  # uniform: the bound
 
   def __call__(self, n_in: int, ndim: int) -> Initializer:
     axes = dict(in_axis=tuple(range(n_in)), out_axis=tuple(range(n_in, ndim)))
@@ -52,6 +61,8 @@ class KernelInit:
       return jax.nn.initializers.variance_scaling(*scaled[self.name], **axes)
     if self.name == 'truncated_normal':
       return jax.nn.initializers.truncated_normal(self.std)
+    if self.name == 'uniform':
+      return symmetric_uniform(self.scale)
     return normal(self.std)
 
 
@@ -70,6 +81,7 @@ class Dense(nn.Module):
   use_bias: bool = True
   kernel_init: Initializer | KernelInit = KernelInit()
   dtype: Any = jnp.float32
+  bias_init: Initializer = nn.initializers.zeros
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
@@ -87,7 +99,7 @@ class Dense(nn.Module):
         preferred_element_type=jnp.float32)
     if self.use_bias:
       bias = self.param(
-          'bias', nn.with_logical_partitioning(nn.initializers.zeros, self.out_axes),
+          'bias', nn.with_logical_partitioning(self.bias_init, self.out_axes),
           tuple(self.features), jnp.float32)
       y = y + bias
     adapted = lora.active(self.path)
@@ -105,10 +117,12 @@ class Embed(nn.Module):
   features: int
   init_std: float = 0.02
   dtype: Any = jnp.float32
+  init: Initializer | None = None  # None: N(0, init_std)
 
   def setup(self):
+    init = self.init or normal(self.init_std)
     self.embedding = self.param(
-        'embedding', nn.with_logical_partitioning(normal(self.init_std), ('vocab', 'embed')),
+        'embedding', nn.with_logical_partitioning(init, ('vocab', 'embed')),
         (self.vocab_size, self.features), jnp.float32)
 
   def __call__(self, ids: jax.Array) -> jax.Array:

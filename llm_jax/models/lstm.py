@@ -1,4 +1,4 @@
-"""The classic non-Transformer baseline: embedding, stacked LSTMs, one sigmoid unit.
+"""The classic non-Transformer baselines: stacked LSTMs as a classifier and as a language model.
 
 The Keras sentiment tutorials train ``Embedding -> LSTM -> LSTM -> Dense(1, sigmoid)`` for binary
 sentiment. ``LSTMClassifier`` is that model as a classifier of this codebase: called as
@@ -6,6 +6,11 @@ sentiment. ``LSTMClassifier`` is that model as a classifier of this codebase: ca
 metrics and ``predict`` serve it unchanged. ``model.kind='lstm'`` selects it; of the model
 section only ``d_model`` (the embedding width), ``num_layers``, ``lstm_hidden``, ``dropout``
 (between LSTM layers), ``init_std`` and ``dtype`` apply.
+
+``LSTMLM`` is Zaremba, Sutskever and Vinyals' (2014) language model, which ``model.kind='lstm'``
+trains under ``objective='causal_lm'`` on ``data.batching='streams'`` (truncated BPTT over
+parallel streams, ``data/lm.py``): it takes the state the previous batch ended in and returns
+the state this one ends in, so a stream's state runs on across batches.
 """
 
 from __future__ import annotations
@@ -22,6 +27,10 @@ from llm_jax.models.transformer import TransformerConfig
 # the model fields an LSTM reads; any other set away from its default is refused
 FIELDS = ('vocab_size', 'kind', 'd_model', 'num_layers', 'lstm_hidden', 'dropout', 'init_std',
           'dtype')
+# ... and a language model's: its initializer (the paper's uniform one) and whether the output
+# layer reuses the embedding table (Press and Wolf 2017; the paper's is untied)
+LM_FIELDS = FIELDS + ('init', 'init_scale', 'tie_embeddings')
+Carry = tuple[tuple[jax.Array, jax.Array], ...]  # (c, h) of each layer, bottom up, [batch, hidden]
 
 
 def hidden_sizes(cfg: TransformerConfig) -> tuple[int, ...]:
@@ -29,18 +38,34 @@ def hidden_sizes(cfg: TransformerConfig) -> tuple[int, ...]:
   return tuple(cfg.lstm_hidden) or (cfg.d_model,) * cfg.num_layers
 
 
-def errors(cfg: TransformerConfig, pooling: str, lora: bool) -> list[str]:
-  """What an LSTM classifier cannot be built with, one message each: Transformer options,
-  layer sizes that disagree, a pooling other than its last state, LoRA."""
-  out = [f'model.{f.name}={getattr(cfg, f.name)!r} means nothing for kind="lstm" (no '
+def _shape_errors(cfg: TransformerConfig, fields: tuple[str, ...], what: str) -> list[str]:
+  out = [f'model.{f.name}={getattr(cfg, f.name)!r} means nothing for {what} (no '
          'attention, positions or norms): leave it at its default'
          for f in dataclasses.fields(cfg)
-         if f.name not in FIELDS and getattr(cfg, f.name) != f.default]
+         if f.name not in fields and getattr(cfg, f.name) != f.default]
   if cfg.lstm_hidden and len(cfg.lstm_hidden) != cfg.num_layers:
     out.append(f'model.lstm_hidden={tuple(cfg.lstm_hidden)} sizes {len(cfg.lstm_hidden)} '
                f'layers but model.num_layers={cfg.num_layers}: make them agree')
   if any(size <= 0 for size in cfg.lstm_hidden):
     out.append(f'model.lstm_hidden={tuple(cfg.lstm_hidden)}: sizes must be positive')
+  return out
+
+
+def lm_errors(cfg: TransformerConfig) -> list[str]:
+  """What an LSTM language model cannot be built with: Transformer options, layer sizes that
+  disagree, a tied output layer whose top layer is not the embedding's width."""
+  out = _shape_errors(cfg, LM_FIELDS, 'an LSTM language model')
+  if cfg.tie_embeddings and hidden_sizes(cfg)[-1] != cfg.d_model:
+    out.append(f'model.tie_embeddings=True reuses the {cfg.d_model}-wide embedding as the output '
+               f'layer, but the top LSTM layer is {hidden_sizes(cfg)[-1]} wide: set '
+               'model.tie_embeddings=False or make them agree')
+  return out
+
+
+def errors(cfg: TransformerConfig, pooling: str, lora: bool) -> list[str]:
+  """What an LSTM classifier cannot be built with, one message each: Transformer options,
+  layer sizes that disagree, a pooling other than its last state, LoRA."""
+  out = _shape_errors(cfg, FIELDS, 'kind="lstm" classifiers')
   if pooling != 'last':
     out.append(f'finetune.pooling={pooling!r}: an LSTM classifier reads its last state; '
                'set finetune.pooling="last"')
@@ -102,3 +127,90 @@ class LSTMClassifier(nn.Module):
     z = layers.Dense((outputs,), (None,), (None,), True, layers.normal(cfg.init_std), dtype,
                      name=paths.HEAD)(state).astype(jnp.float32)
     return jnp.concatenate([jnp.zeros_like(z), z], axis=-1) if self.num_labels == 2 else z
+
+
+def zero_carry(cfg: TransformerConfig, batch: int) -> Carry:
+  """The state every stream starts from (and is reset to at each epoch): zeros."""
+  return tuple((jnp.zeros((batch, n), jnp.float32), jnp.zeros((batch, n), jnp.float32))
+               for n in hidden_sizes(cfg))
+
+
+class LSTMLayer(nn.Module):
+  """One LSTM layer over a sequence, from a given state.
+
+  The input projection of every time step is one matmul before the recurrence, which then
+  only adds ``h @ kernel_h`` per step (inside a ``lax.scan``): on a CPU the per-step matmul of
+  a whole ``[x, h]`` concatenation would be most of the work. Gates are PyTorch's ``nn.LSTM``
+  order, ``i, f, g, o``; ``c' = f c + i g``, ``h' = o tanh(c')``, with one bias (TensorFlow's
+  ``BasicLSTMCell`` with ``forget_bias=0``, as the paper's reference code sets it).
+  """
+
+  features: int
+  kernel_init: layers.Initializer
+  bias_init: layers.Initializer
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, carry: tuple[jax.Array, jax.Array]
+               ) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
+    n = self.features
+    kernel_i = self.param('kernel_i', _replicated(self.kernel_init, 2), (x.shape[-1], 4 * n))
+    kernel_h = self.param('kernel_h', _replicated(self.kernel_init, 2), (n, 4 * n))
+    bias = self.param('bias', _replicated(self.bias_init, 1), (4 * n,))
+    dtype = self.dtype
+    projected = jnp.einsum('btd,dg->tbg', x.astype(dtype), kernel_i.astype(dtype),
+                           preferred_element_type=jnp.float32) + bias
+
+    def step(state, z):
+      c, h = state
+      z = z + jnp.dot(h.astype(dtype), kernel_h.astype(dtype),
+                      preferred_element_type=jnp.float32)
+      i, f, g, o = jnp.split(z, 4, axis=-1)
+      c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
+      h = jax.nn.sigmoid(o) * jnp.tanh(c)
+      return (c, h), h
+
+    carry, hs = jax.lax.scan(step, carry, projected)
+    return hs.swapaxes(0, 1).astype(dtype), carry
+
+
+class LSTMLM(nn.Module):
+  """Embedding, stacked LSTM layers, a softmax over the vocabulary: float32 logits and the
+  state the batch ends in.
+
+  Dropout (``model.dropout``) is on the non-recurrent connections only, as the paper's
+  regularization: the embedding's output, each layer's output (the next layer's input, and
+  the top layer's into the softmax); never on ``h`` carried from step to step.
+  ``model.init='uniform'`` draws every parameter, the embedding and biases included, from
+  U(-init_scale, init_scale), as the paper's reference code does; any other init keeps
+  N(0, init_std) tables, the named initializer's kernels and zero biases.
+  """
+
+  cfg: TransformerConfig
+
+  @nn.compact
+  def __call__(self, tokens: jax.Array, carry: Carry | None = None, *,
+               deterministic: bool = True) -> tuple[jax.Array, Carry]:
+    cfg = self.cfg
+    dtype = cfg.compute_dtype
+    if cfg.init == 'uniform':
+      table_init = kernel_init = bias_init = layers.symmetric_uniform(cfg.init_scale)
+    else:
+      table_init, bias_init = layers.normal(cfg.init_std), nn.initializers.zeros
+      kernel_init = cfg.kernel_init(1, 2)
+    carry = zero_carry(cfg, tokens.shape[0]) if carry is None else carry
+    embed = layers.Embed(cfg.vocab_size, cfg.d_model, cfg.init_std, dtype, table_init,
+                         name='embed')
+    x = nn.Dropout(cfg.dropout)(embed(tokens), deterministic=deterministic)
+    ends = []
+    for i, features in enumerate(hidden_sizes(cfg)):
+      x, end = LSTMLayer(features, kernel_init, bias_init, dtype, name=paths.block(i))(
+          x, carry[i])
+      x = nn.Dropout(cfg.dropout)(x, deterministic=deterministic)
+      ends.append(end)
+    if cfg.tie_embeddings:
+      logits = embed.attend(x)
+    else:
+      logits = layers.Dense((cfg.vocab_size,), ('embed',), ('vocab',), True, kernel_init, dtype,
+                            bias_init, name='output')(x)
+    return logits.astype(jnp.float32), tuple(ends)

@@ -85,6 +85,7 @@ class TransformerConfig:
   nsp_head: bool = False  # encoder with pooler: BERT's next-sentence classifier on the pool
   init_std: float = 0.02
   init: str = 'normal'  # weight matrices: normal (init_std) | xavier_uniform | he_normal | ...
+  init_scale: float = 0.1  # init='uniform': the bound of U(-init_scale, init_scale)
   dtype: str = 'float32'
   remat: str = 'none'  # activations kept for the backward pass: none | full | save_dots
   scan_layers: bool = False  # one nn.scan over stacked blocks: compile time flat in depth
@@ -111,7 +112,7 @@ class TransformerConfig:
   @property
   def kernel_init(self) -> layers.KernelInit:
     """The initializer of weight matrices outside the blocks (heads, pooler, untied output)."""
-    return layers.KernelInit(self.init, self.init_std)
+    return layers.KernelInit(self.init, self.init_std, self.init_scale)
 
   @property
   def compute_dtype(self) -> Any:
@@ -199,6 +200,14 @@ class TransformerConfig:
       out.append(f'model.dropout must be in [0, 1), got {self.dropout}')
     if self.init not in layers.INITS:
       out.append(f'model.init={self.init!r} is not one of {layers.INITS}')
+    if self.init == 'uniform' and self.kind != 'lstm':
+      out.append('model.init="uniform" is the LSTM language models\' init (every weight of '
+                 'U(-init_scale, init_scale)); for a Transformer use xavier_uniform or he_uniform')
+    if self.init != 'uniform' and self.init_scale != TransformerConfig.init_scale:
+      out.append(f'model.init_scale={self.init_scale} is read by model.init="uniform" only; '
+                 'leave it at its default or set model.init="uniform"')
+    if self.init_scale <= 0:
+      out.append(f'model.init_scale must be > 0, got {self.init_scale}')
     if self.dtype not in ('float32', 'bfloat16', 'float16'):
       out.append(f'model.dtype={self.dtype!r} is not one of float32, bfloat16, float16')
     if self.kind not in RECURRENT_OR_DENSE:

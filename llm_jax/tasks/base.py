@@ -9,7 +9,9 @@ prediction and export ask the task; none of them compares objective names.
 A loss is ``loss(model, params, batch, rng, train) -> (loss, summed metrics)``; randomness
 an objective needs (dropout, masking) comes from ``rng``, so a resumed run masks exactly as
 the uninterrupted one. Token ids a loss needs (the mask id, EOS) are bound by ``bind`` from
-a tokenizer's special-token map.
+a tokenizer's special-token map. A task whose model carries a state from batch to batch
+(``carries``: truncated BPTT) binds ``carried_loss(model, params, batch, carry, rng, train) ->
+(loss, (summed metrics, carry))`` instead, and the trainer keeps the carry in its state.
 """
 
 from __future__ import annotations
@@ -91,7 +93,18 @@ class Task(abc.ABC):
     defaults); call it as ``loss(model, params, batch, rng, train)``."""
     self.check_special(special)
     ids = self.token_ids(vocab_size, special, config or config_lib.base())
-    return functools.partial(self.loss, **ids) if ids else self.loss
+    loss = self.carried_loss if config is not None and self.carries(config) else self.loss
+    return functools.partial(loss, **ids) if ids else loss
+
+  def carries(self, config: ml_collections.ConfigDict) -> bool:
+    """Whether ``config``'s model carries a state from each batch into the next."""
+    del config
+    return False
+
+  def carried_loss(self, model: nn.Module, params, batch: dict[str, jax.Array], carry: Any,
+                   rng: jax.Array, train: bool, **ids):
+    """``(loss, (summed metrics, the state the batch ends in))`` from the state ``carry``."""
+    raise UsageError(f'objective {self.name!r} carries no state between batches')
 
   def check_special(self, special: Mapping[str, int]) -> None:
     missing = [n for n in self.needs if n not in special]

@@ -31,7 +31,7 @@ def train_errors(config: ml_collections.ConfigDict) -> list[str]:
   for name in ('eval_every', 'eval_batches', 'checkpoint_every'):
     if t[name] < 0:
       problems.append(f'train.{name} must be >= 0 (0 turns it off), got {t[name]}')
-  problems += epochs.errors(t)
+  problems += epochs.errors(t) + epochs.optim_errors(config)
   if t.patience < 0 or (t.patience and not t.select_metric):
     problems.append(f'train.patience={t.patience} needs train.select_metric (the metric to '
                     'watch) and must be >= 0')

@@ -29,6 +29,14 @@ def errors(train: ml_collections.ConfigDict) -> list[str]:
   return problems
 
 
+def optim_errors(config: ml_collections.ConfigDict) -> list[str]:
+  o = config.optim
+  if not config.train.epochs and (o.decay_every_epochs or o.decay_begin_epochs):
+    return ['optim.decay_every_epochs and optim.decay_begin_epochs count epochs of '
+            'train.epochs: set train.epochs too (or use optim.decay_every, optim.decay_begin)']
+  return []
+
+
 def resolve(config: ml_collections.ConfigDict, epoch_steps: int) -> ml_collections.ConfigDict:
   """``config`` with ``train.steps`` (and the intervals set in epochs) in steps; unchanged
   when ``train.epochs`` is 0. Says the count on stderr, before anything trains."""
@@ -46,6 +54,11 @@ def resolve(config: ml_collections.ConfigDict, epoch_steps: int) -> ml_collectio
     r.eval_every = t.eval_every_epochs * epoch_steps
   if t.checkpoint_every_epochs:
     r.checkpoint_every = t.checkpoint_every_epochs * epoch_steps
+  o = config.optim
+  if o.decay_every_epochs:
+    resolved.optim.decay_every = o.decay_every_epochs * epoch_steps
+  if o.decay_begin_epochs:
+    resolved.optim.decay_begin = o.decay_begin_epochs * epoch_steps
   problems = optim.errors(resolved.optim, r.steps)
   if problems:
     raise config_lib.ConfigError(f'{problems[0]} (train.epochs={t.epochs} is {r.steps} steps)')

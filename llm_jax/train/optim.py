@@ -10,13 +10,16 @@ mean); ``adafactor`` takes optax's own decay rate. Each name reads only its own 
 from __future__ import annotations
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import optax
 
 from llm_jax import config as config_lib
 from llm_jax.models import paths
 
-SCHEDULES = ('cosine', 'linear', 'constant')
+SCHEDULES = ('cosine', 'linear', 'constant', 'staircase')
+STAIRCASE_FIELDS = ('lr_decay', 'decay_every', 'decay_begin', 'decay_every_epochs',
+                    'decay_begin_epochs')
 # the optim fields each optimizer reads beyond lr, its schedule, weight_decay and clip_norm
 OWN_FIELDS = {
     'adamw': ('b1', 'b2', 'eps'),
@@ -45,6 +48,16 @@ def errors(optim: ml_collections.ConfigDict, total_steps: int | None) -> list[st
     problems.append(f'optim.weight_decay={o.weight_decay} must be >= 0')
   if o.schedule not in SCHEDULES:
     problems.append(f'optim.schedule={o.schedule!r} is not one of {SCHEDULES}')
+  defaults = config_lib.base().optim
+  if o.schedule != 'staircase':
+    problems += [f'optim.{f}={o[f]!r} is read by optim.schedule="staircase" only; leave it at '
+                 f'{defaults[f]!r}' for f in STAIRCASE_FIELDS if o[f] != defaults[f]]
+  elif not 0 < o.lr_decay <= 1 or min(o[f] for f in STAIRCASE_FIELDS[1:]) < 0:
+    problems.append(f'optim.lr_decay={o.lr_decay} must be in (0, 1] and the decay intervals '
+                    '>= 0')
+  elif total_steps is not None and not o.decay_every:
+    problems.append('optim.schedule="staircase" needs optim.decay_every (steps) or '
+                    'optim.decay_every_epochs (with train.epochs)')
   if o.lr <= 0 or o.min_lr < 0 or o.min_lr > o.lr:
     problems.append(f'need 0 <= optim.min_lr <= optim.lr and lr > 0, got lr={o.lr} '
                     f'min_lr={o.min_lr}')
@@ -55,8 +68,19 @@ def errors(optim: ml_collections.ConfigDict, total_steps: int | None) -> list[st
   return problems
 
 
+def staircase(lr: float, decay: float, every: int, begin: int) -> optax.Schedule:
+  """``lr`` for the first ``begin`` steps, then ``lr * decay**k`` over the ``k``-th interval of
+  ``every`` steps: the paper's "x0.5 after each epoch from the 5th" is ``begin`` = 4 epochs.
+  A function of the step alone, so a resumed run continues it exactly."""
+  def at(step):
+    k = jnp.where(step >= begin, (step - begin) // every + 1, 0)
+    return lr * decay ** k.astype(jnp.float32)
+  return at
+
+
 def schedule(optim: ml_collections.ConfigDict, total_steps: int) -> optax.Schedule:
-  """Linear warmup to ``lr``, then cosine or linear decay to ``min_lr``, or constant.
+  """Linear warmup to ``lr``, then cosine or linear decay to ``min_lr``, constant, or the
+  staircase (each over steps counted from the end of the warmup).
 
   The warmup is nanoGPT's, ``lr * (step + 1) / (warmup + 1)``: starting at zero instead would make
   the first update a no-op and shift every later step of a reproduced recipe by one.
@@ -68,6 +92,8 @@ def schedule(optim: ml_collections.ConfigDict, total_steps: int) -> optax.Schedu
     after = optax.cosine_decay_schedule(lr, decay_steps, alpha=optim.min_lr / lr)
   elif optim.schedule == 'linear':
     after = optax.linear_schedule(lr, optim.min_lr, decay_steps)
+  elif optim.schedule == 'staircase':
+    after = staircase(lr, optim.lr_decay, optim.decay_every, optim.decay_begin)
   else:
     after = optax.constant_schedule(lr)
   return optax.join_schedules([ramp, after], [warmup])

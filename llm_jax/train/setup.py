@@ -33,6 +33,7 @@ def train_step(state: state_lib.TrainState, batch: dict[str, jax.Array], *, mode
   the update equals one step on the whole batch, in a fraction of the activation memory.
   """
   step_rng = jax.random.fold_in(rng, state.step)
+  carried = isinstance(state, state_lib.CarriedTrainState)
 
   def grads_of(batch, rng):
     (_, metrics), grads = jax.value_and_grad(
@@ -40,7 +41,12 @@ def train_step(state: state_lib.TrainState, batch: dict[str, jax.Array], *, mode
         has_aux=True)(state.params)
     return grads, metrics
 
-  if microbatches == 1:
+  end = None
+  if carried:  # truncated BPTT: from the state the last batch ended in (microbatches: 1)
+    (_, (metrics, end)), grads = jax.value_and_grad(
+        lambda params: loss(model, params, batch, state.carry, step_rng, train=True),
+        has_aux=True)(state.params)
+  elif microbatches == 1:
     grads, metrics = grads_of(batch, step_rng)
   else:
     # slice j takes rows j, j + k, ...: each device already holds its share of every slice
@@ -65,14 +71,15 @@ def train_step(state: state_lib.TrainState, batch: dict[str, jax.Array], *, mode
   grad_norm = optax.global_norm(freeze.trainable_only(grads, freeze_spec))
   metrics['grad_norm_sum'] = grad_norm
   metrics['steps'] = jnp.ones((), jnp.float32)
-  return _unless_nonfinite(state, params, opt_state, metrics, grad_norm)
+  return _unless_nonfinite(state, params, opt_state, metrics, grad_norm, end)
 
 
 NOT_SKIPPED = 2.0 ** 31  # the ``first_skipped_min`` of an interval without a skipped step
 
 
-def _unless_nonfinite(state, params, opt_state, metrics, grad_norm):
-  """The update, or, where the loss or the gradient is not finite, the state as it was.
+def _unless_nonfinite(state, params, opt_state, metrics, grad_norm, carry=None):
+  """The update (and the carried state, if any), or, where the loss or the gradient is not
+  finite, the state as it was.
 
   So no parameter ever becomes NaN: the loop reads the counts below at its next log, eval or
   checkpoint and stops there (``train.skip_nonfinite``), before anything is saved. A skipped
@@ -87,6 +94,9 @@ def _unless_nonfinite(state, params, opt_state, metrics, grad_norm):
   metrics = {k: jnp.where(ok, v, jnp.zeros_like(v)) for k, v in metrics.items()}
   metrics.update(skipped=1.0 - ok, nonfinite_loss=1.0 - loss_ok, nonfinite_grad=1.0 - grads_ok,
                  first_skipped_min=jnp.where(ok, NOT_SKIPPED, state.step.astype(jnp.float32)))
+  if carry is not None:
+    state = state.replace(carry=jax.tree_util.tree_map(
+        lambda new, old: jnp.where(ok, new, old), carry, state.carry))
   return state.replace(step=state.step + 1, params=kept[0], opt_state=kept[1]), metrics
 
 
@@ -108,10 +118,7 @@ class Setup:
   init: Callable[[], state_lib.TrainState]
   train_step: Callable
   evaluator: passes.Evaluator
-
-  @property
-  def data_sharding(self) -> NamedSharding:
-    return self.evaluator.data_sharding
+  data_sharding: NamedSharding  # of a training batch: rows over the data-parallel axes
 
 
 def build(config: ml_collections.ConfigDict, model_cfg: TransformerConfig,
@@ -135,7 +142,9 @@ def build(config: ml_collections.ConfigDict, model_cfg: TransformerConfig,
     freeze_spec = f.freeze
   model = task.model(model_cfg, config, label_names)
   sample = models.sample_inputs(model_cfg, 1, t.seq_len)
-  abstract_state, state_shardings = state_lib.abstract(model, tx, sample, mesh)
+  carried = task.carries(config)
+  carry = functools.partial(models.lstm.zero_carry, model_cfg, t.batch_size) if carried else None
+  abstract_state, state_shardings = state_lib.abstract(model, tx, sample, mesh, carry)
   data_sharding = parallel.batch_sharding(mesh)
   replicated = NamedSharding(mesh, PartitionSpec())
   keys = passes.run_keys(config.seed)
@@ -144,6 +153,8 @@ def build(config: ml_collections.ConfigDict, model_cfg: TransformerConfig,
                                       microbatches=t.microbatches, freeze_spec=freeze_spec),
                     in_shardings=(state_shardings, data_sharding),
                     out_shardings=(state_shardings, replicated), donate_argnums=0)
-  evaluator = passes.evaluator(model, task, loss, mesh, state_shardings.params, keys.eval)
+  evaluator = passes.evaluator(model, task, loss, mesh, state_shardings.params, keys.eval,
+                               carried)
   return Setup(model, mesh, abstract_state,
-               lambda: state_lib.create(model, tx, keys.init, sample, mesh), step_fn, evaluator)
+               lambda: state_lib.create(model, tx, keys.init, sample, mesh, carry), step_fn,
+               evaluator, data_sharding)
