@@ -28,28 +28,28 @@ def get_config(arg: str = ''):
   d.cross_document = True
 
   m = config.model
-  m.num_layers = 4
+  m.num_layers = 3
   m.num_heads = 4
   m.d_model = 256
   m.max_len = 128
   m.dropout = 0.2
-  m.use_bias = False
+  m.use_bias = False  # the token table is also the output layer (tie_embeddings)
 
   t = config.train
   t.batch_size = 16
   t.seq_len = 128
-  t.steps = 600
-  t.eval_every = 200
+  t.steps = 1300
+  t.eval_every = 325
   t.eval_batches = 20
   t.log_every = 50
-  t.checkpoint_every = 200
+  t.checkpoint_every = 325
   t.full_eval_batch_size = 32
 
   o = config.optim
-  o.lr = 1e-3
-  o.min_lr = 1e-4
-  o.warmup_steps = 60
-  o.decay_steps = 600
+  o.lr = 2e-3
+  o.min_lr = 2e-4
+  o.warmup_steps = 100
+  o.decay_steps = 1300
   o.b2 = 0.99
   o.weight_decay = 0.1
   o.clip_norm = 1.0

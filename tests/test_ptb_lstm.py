@@ -142,6 +142,16 @@ def test_the_lstm_lm_step_equals_pytorch_nn_lstm_with_the_same_weights():
   np.testing.assert_allclose(updated['output']['kernel'], out.weight.detach().numpy().T, atol=1e-6)
 
 
+@pytest.mark.parametrize('variant,hidden,steps,epochs,dropout', [
+    ('small', 200, 20, 13, 0.0), ('medium', 650, 35, 39, 0.5), ('large', 1500, 35, 55, 0.65)])
+def test_each_variant_is_the_papers(variant, hidden, steps, epochs, dropout):
+  config = checks.load(f'{PTB_LSTM}:{variant}', [])
+  m, t = config.model, config.train
+  assert (m.d_model, m.num_layers, t.seq_len, t.batch_size, t.epochs, m.dropout) == (
+      hidden, 2, steps, 20, epochs, dropout)
+  setup_lib.build(config, config_lib.model_config(config, 10001))  # builds, nothing refused
+
+
 def test_the_staircase_holds_then_decays_each_interval():
   config = checks.load(PTB_LSTM, [])
   o = config.optim

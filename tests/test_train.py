@@ -82,8 +82,8 @@ def test_resume_equals_uninterrupted_bit_for_bit(tiny_config, tmp_path):
 
 @pytest.mark.slow
 def test_killed_run_resumes_to_the_uninterrupted_result(tiny_config, tmp_path):
-  overrides = ['train.steps=300', 'optim.decay_steps=300', 'train.log_every=10',
-               'train.checkpoint_every=50', 'train.eval_every=50', 'train.full_eval=false']
+  overrides = ['train.steps=150', 'optim.decay_steps=150', 'train.log_every=10',
+               'train.checkpoint_every=25', 'train.eval_every=25', 'train.full_eval=false']
   killed = tmp_path / 'killed'
   env = dict(os.environ, PYTHONPATH=REPO)
   proc = subprocess.Popen(
@@ -100,7 +100,7 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tiny_config, tmp_path):
   proc.send_signal(signal.SIGKILL)
   proc.wait()
   assert proc.returncode == -signal.SIGKILL
-  assert max(int(d) for d in os.listdir(checkpoints) if d.isdigit()) < 300
+  assert max(int(d) for d in os.listdir(checkpoints) if d.isdigit()) < 150
 
   train.run(tiny_config(*overrides), str(killed), progress=False)
   straight = tmp_path / 'straight'

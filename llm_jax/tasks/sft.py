@@ -40,6 +40,7 @@ def finish(rows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 @dataclasses.dataclass(frozen=True)
 class SFT(CausalLM):
   name: str = 'sft'
+  model_kinds: tuple[str, ...] = ('decoder',)
   needs: tuple[str, ...] = ('eos',)
   batchings: tuple[str, ...] = ('packed',)
   finetunes: bool = True
