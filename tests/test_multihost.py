@@ -15,7 +15,7 @@ from llm_jax import workdir as workdir_lib
 from llm_jax.train import checks
 from tests.conftest import REPO, SHAKESPEARE, TINY
 
-pytestmark = pytest.mark.slow  # two processes train under jax.distributed
+pytestmark = [pytest.mark.slow, pytest.mark.multidevice]  # two jax.distributed processes
 
 OVERRIDES = TINY + ['train.batch_size=8', 'train.log_every=2', 'train.eval_every=4',
                     'train.checkpoint_every=4', 'train.full_eval=false', 'model.dropout=0.1']

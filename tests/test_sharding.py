@@ -16,7 +16,7 @@ from llm_jax import train
 from llm_jax.train import checks
 from tests.conftest import REPO, SHAKESPEARE, TINY
 
-pytestmark = pytest.mark.slow  # trains on 8 simulated devices, in a subprocess
+pytestmark = [pytest.mark.slow, pytest.mark.multidevice]  # 8 simulated devices, a subprocess
 
 STEPS = 12
 OVERRIDES = TINY + ['model.num_heads=4', 'model.vocab_size=72', 'train.batch_size=8',
