@@ -49,6 +49,7 @@ def get_config(arg: str = ''):
   t.log_every = 50
   t.checkpoint_every_epochs = 1
   t.full_eval_batch_size = 16
+  t.full_eval_stride = 128  # evaluation windows overlap by half: each word sees >= 128 before it
 
   o = config.optim
   o.lr = 1.5e-3

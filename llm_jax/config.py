@@ -80,6 +80,9 @@ def base() -> ml_collections.ConfigDict:
   c.train.eval_batches = 20  # nanoGPT's estimate: this many random val batches
   c.train.full_eval = True  # at the end, also the loss over every token of the val split
   c.train.full_eval_batch_size = 64
+  # data.batching='windows': whole-split windows start this many tokens apart and score only
+  # the targets the previous one did not, so each sees >= seq_len - stride before it (0: seq_len)
+  c.train.full_eval_stride = 0
   c.train.checkpoint_every = 500
   # a metric over the whole validation split, evaluated every eval_every steps; the checkpoint
   # of its best value is kept in WORKDIR/best ('': none). Loss and perplexity are minimized.

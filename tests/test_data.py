@@ -35,3 +35,30 @@ def test_sequential_windows_predict_every_target_once():
   for b in batches:
     kept = b['loss_mask'] > 0
     np.testing.assert_array_equal(b['targets'][kept], b['inputs'][kept] + 1)
+
+
+@pytest.mark.parametrize('n_ids, stride', [(101, 3), (101, 5), (12, 4), (9, 3), (6, 2)])
+def test_sliding_windows_score_every_target_once_with_the_context_they_promise(n_ids, stride):
+  seq_len = 8
+  ids = np.arange(1, n_ids + 1, dtype=np.int32)  # ids[i] == i + 1: a token names its position
+  batches = list(lm.sequential_windows(ids, batch_size=3, seq_len=seq_len, stride=stride))
+  targets = np.concatenate([b['targets'][b['loss_mask'] > 0] for b in batches])
+  np.testing.assert_array_equal(np.sort(targets), np.arange(2, n_ids + 1))
+  rows = [(b['inputs'][r], b['loss_mask'][r]) for b in batches for r in range(3)]
+  for k, (inputs, mask) in enumerate(rows):
+    real = inputs > 0
+    if not real.any():
+      continue  # a padding row of the last batch
+    start = k * stride
+    np.testing.assert_array_equal(inputs[real], ids[start:start + real.sum()])  # contiguous
+    scored = np.flatnonzero(mask)
+    if k:  # after the first window, a scored target sees >= seq_len - stride tokens before it
+      assert scored.min() >= seq_len - stride
+
+
+def test_a_stride_of_seq_len_is_the_disjoint_windows():
+  ids = np.arange(1, 60, dtype=np.int32)
+  for a, b in zip(lm.sequential_windows(ids, 2, 8), lm.sequential_windows(ids, 2, 8, 8),
+                  strict=True):
+    for name in a:
+      np.testing.assert_array_equal(a[name], b[name])

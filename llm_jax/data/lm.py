@@ -29,15 +29,24 @@ def random_windows(ids: np.ndarray, batch_size: int, seq_len: int, seed: int, st
   return {'inputs': chunk[:, :-1], 'targets': chunk[:, 1:]}
 
 
-def sequential_windows(ids: np.ndarray, batch_size: int,
-                       seq_len: int) -> Iterator[dict[str, np.ndarray]]:
+def sequential_windows(ids: np.ndarray, batch_size: int, seq_len: int,
+                       stride: int = 0) -> Iterator[dict[str, np.ndarray]]:
   """Every target of the split exactly once, in fixed-shape batches.
 
-  The last window and the last batch are padded, with ``loss_mask`` zero on the padding, so
-  the whole split is evaluated under one compiled shape.
+  Windows start ``stride`` tokens apart (0: ``seq_len``, disjoint windows). With a shorter
+  stride they overlap, and each scores only the targets its predecessor did not reach (its
+  last ``stride``), so every scored target but the first window's sees at least
+  ``seq_len - stride`` tokens before it: the sliding-window evaluation of Transformer LMs,
+  where disjoint windows leave a window's first words without context. The last window and
+  the last batch are padded, with ``loss_mask`` zero on the padding and on the targets
+  already scored, so the whole split is evaluated under one compiled shape.
   """
+  stride = stride or seq_len
+  if not 0 < stride <= seq_len:
+    raise UsageError(f'an evaluation stride of {stride} must be in [1, seq_len={seq_len}]')
   n_targets = len(ids) - 1
-  starts = np.arange(0, n_targets, seq_len)
+  starts = np.arange(0, max(n_targets - seq_len, 0) + stride, stride)
+  scored_from = np.concatenate([[0], starts[:-1] + seq_len])  # the first target not yet scored
   for b in range(0, len(starts), batch_size):
     inputs = np.zeros((batch_size, seq_len), np.int32)
     targets = np.zeros((batch_size, seq_len), np.int32)
@@ -46,7 +55,7 @@ def sequential_windows(ids: np.ndarray, batch_size: int,
       n = min(seq_len, n_targets - start)
       inputs[row, :n] = ids[start:start + n]
       targets[row, :n] = ids[start + 1:start + 1 + n]
-      mask[row, :n] = 1.0
+      mask[row, scored_from[b + row] - start:n] = 1.0
     yield {'inputs': inputs, 'targets': targets, 'loss_mask': mask}
 
 

@@ -107,7 +107,8 @@ def lm_data(config: ml_collections.ConfigDict, tokenizer: tokenizers.Tokenizer |
                                 step * t.eval_batches + i, lm.EVAL_STREAM)
               for i in range(t.eval_batches))
 
-    full = {split: (lambda s=split: lm.sequential_windows(streams[s], full_batch, t.seq_len))
+    full = {split: (lambda s=split: lm.sequential_windows(streams[s], full_batch, t.seq_len,
+                                                          t.full_eval_stride))
             for split in eval_splits}
 
     def epoch_steps():
@@ -359,6 +360,11 @@ def check(config: ml_collections.ConfigDict) -> list[str]:
     problems.append(f'data.val_fraction must be in [0, 1), got {data.val_fraction}')
   if data.tokenizer_path and not os.path.exists(data.tokenizer_path):
     problems.append(f'data.tokenizer_path {data.tokenizer_path} does not exist')
+  stride = config.train.full_eval_stride
+  if stride and not (data.batching == 'windows' and 0 < stride <= config.train.seq_len):
+    problems.append(f'train.full_eval_stride={stride} slides the evaluation windows of '
+                    f'data.batching="windows" and must be in [1, train.seq_len='
+                    f'{config.train.seq_len}]; 0: disjoint windows')
   if data.train_examples < 0:
     problems.append(f'data.train_examples={data.train_examples} must be >= 0 (0: all)')
   if data.cv_folds and (data.cv_folds < 2 or not 0 <= data.cv_fold < data.cv_folds):
