@@ -12,7 +12,9 @@ That holds only in the main arena. A thread's own arena grows by heaps of at mos
 larger block allocated on one of XLA's threads is mmapped whatever the threshold: T5-tiny's
 span-corruption step (logits of 32 x 141 x 8,100 floats, 146 MB) faulted 71,000 pages per step
 and spent a sixth of its CPU time in the kernel. One arena for every thread (``M_ARENA_MAX=1``)
-keeps those blocks too: 4x fewer faults, 16% more tokens/s (design pitfall 15).
+keeps those blocks too: 4x fewer faults, 16% more tokens/s. Nor is the heap ever trimmed: a
+step that frees more than any threshold at the heap's top (the PTB Transformer's 1.1 to 1.6
+GB) would give it back with ``brk`` and fault it in again at the next step (design pitfall 15).
 """
 
 from __future__ import annotations
@@ -25,10 +27,12 @@ _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
 _M_ARENA_MAX = -8
 _KEEP_BELOW = 1 << 30
+_NEVER = -1  # M_TRIM_THRESHOLD: never give the heap's free top back (mallopt(3))
 
 
 def keep_freed_memory() -> bool:
-  """Tells glibc to keep freed blocks under 1 GiB for reuse, in one arena for all threads;
+  """Tells glibc to keep freed blocks under 1 GiB for reuse, in one arena for all threads,
+  and never to give the heap's free top back to the kernel;
   returns whether it took effect.
 
   A no-op (False) off glibc, and when ``LLM_JAX_MALLOC=default`` asks for the C library's
@@ -42,5 +46,5 @@ def keep_freed_memory() -> bool:
     mallopt = libc.mallopt
   except (OSError, AttributeError, TypeError):
     return False
-  return bool(mallopt(_M_TRIM_THRESHOLD, _KEEP_BELOW) and
+  return bool(mallopt(_M_TRIM_THRESHOLD, _NEVER) and
               mallopt(_M_MMAP_THRESHOLD, _KEEP_BELOW) and mallopt(_M_ARENA_MAX, 1))
