@@ -1,5 +1,6 @@
 import functools
 import itertools
+import threading
 
 import jax
 import numpy as np
@@ -100,6 +101,16 @@ def test_a_resumed_loader_yields_the_remaining_batches(word_tok, kind):
     got = next(resumed)
     for key in want:
       np.testing.assert_array_equal(got[key], want[key])
+
+
+def test_in_memory_batches_are_read_without_threads():
+  """grain's default read-ahead starts 16 threads that take the step's cores (pitfall 24)."""
+  ids = np.arange(500, dtype=np.int32)
+  before = threading.active_count()
+  batches = loader.Resumable(loader.windows(ids, 4, 16, seed=3))
+  got = [next(batches) for _ in range(3)]
+  assert threading.active_count() == before
+  np.testing.assert_array_equal(got[2]['inputs'], loader.windows(ids, 4, 16, seed=3)[2]['inputs'])
 
 
 def test_epochs_are_reshuffled_by_seed(word_tok):

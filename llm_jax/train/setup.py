@@ -102,8 +102,13 @@ def _unless_nonfinite(state, params, opt_state, metrics, grad_norm, carry=None):
 
 def accumulate(sums: dict | None, metrics: dict) -> dict:
   """Adds a step's metrics to the interval's sums (minimum for ``*_min``)."""
-  if sums is None:
-    return metrics
+  return metrics if sums is None else _add_metrics(sums, metrics)
+
+
+@jax.jit
+def _add_metrics(sums: dict, metrics: dict) -> dict:
+  """One dispatch for all the metrics: added one by one, eagerly, they cost the training loop
+  3 ms of Python a step (nine metrics), 5% of the Shakespeare step, on cores the step needs."""
   return {k: (jnp.minimum if k.endswith('_min') else jnp.add)(sums[k], v)
           for k, v in metrics.items()}
 
