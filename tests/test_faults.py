@@ -10,7 +10,6 @@ code path as the command, without paying an interpreter start for each.
 
 import json
 import os
-import resource
 import shutil
 import signal
 import subprocess
@@ -148,6 +147,7 @@ def test_the_lock_dies_with_its_process(tmp_path):
     WorkdirLock(str(tmp_path)).acquire()
   holder.kill()
   holder.wait()
+  holder.stdout.close()
   WorkdirLock(str(tmp_path)).acquire().release()
 
 
@@ -239,12 +239,16 @@ def test_a_full_disk_during_an_async_save_is_one_line_and_earlier_steps_survive(
   train.run(config('train.steps=6'), str(run), progress=False)
   kept = {step: params(run) for step in (6,)}
 
-  def small_disk():  # each file the child writes is capped: a checkpoint's data cannot fit
-    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (16_000, 16_000))
-
+  # Each file the child writes is capped, so a checkpoint's data cannot fit. The child sets
+  # the cap itself: a preexec_fn would run Python between fork and exec of a threaded parent.
+  small_disk = ('import resource, runpy, signal, sys; '
+                'signal.signal(signal.SIGXFSZ, signal.SIG_IGN); '
+                'resource.setrlimit(resource.RLIMIT_FSIZE, (16_000, 16_000)); '
+                'sys.argv = ["llm-jax", *sys.argv[1:]]; '
+                'runpy.run_module("llm_jax.cli", run_name="__main__")')
   uncached = {k: v for k, v in env.items() if not k.startswith('JAX_')}  # no cache file cut
-  result = command(uncached, *train_args(run, 'train.steps=12'), preexec_fn=small_disk)
+  result = subprocess.run([sys.executable, '-c', small_disk, *train_args(run, 'train.steps=12')],
+                          env=uncached, capture_output=True, text=True, timeout=300)
   assert result.returncode == errors.USAGE, result.stderr[-2000:]
   assert_quiet(result.stderr)
   message = last_line(result.stderr)

@@ -88,7 +88,7 @@ def test_trainable_only_leaves_out_frozen_leaves(params):
   kept = freeze.trainable_only(params, 'head')
   assert sorted(p for p, v in flat(kept).items() if v is not None) == [
       'classifier/bias', 'classifier/kernel']
-  np.testing.assert_allclose(optax.global_norm(kept), optax.global_norm(params['classifier']),
+  np.testing.assert_allclose(optax.tree.norm(kept), optax.tree.norm(params['classifier']),
                              rtol=1e-6)
 
 

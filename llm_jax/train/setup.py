@@ -68,7 +68,7 @@ def train_step(state: state_lib.TrainState, batch: dict[str, jax.Array], *, mode
   updates, opt_state = tx.update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
   # over trainable leaves only: reading frozen gradients would make XLA compute them
-  grad_norm = optax.global_norm(freeze.trainable_only(grads, freeze_spec))
+  grad_norm = optax.tree.norm(freeze.trainable_only(grads, freeze_spec))
   metrics['grad_norm_sum'] = grad_norm
   metrics['steps'] = jnp.ones((), jnp.float32)
   return _unless_nonfinite(state, params, opt_state, metrics, grad_norm, end)
