@@ -28,7 +28,7 @@ def lm_packed(tok, seq_len, batch_size, seed=0, **kwargs):
   """Causal-LM packing of DOCS, framed [eos] doc -> doc [eos]."""
   def frame(record):
     return causal_lm.frame(tok.encode(record['text']), tok.special['eos'])
-  return loader.packed(source(), frame, {'inputs': seq_len, 'targets': seq_len},
+  return loader.packed(loader.documents(source(), frame), {'inputs': seq_len, 'targets': seq_len},
                        functools.partial(causal_lm.packed_batch, cross_document=False),
                        batch_size, seed, **kwargs)
 
@@ -111,6 +111,45 @@ def test_in_memory_batches_are_read_without_threads():
   got = [next(batches) for _ in range(3)]
   assert threading.active_count() == before
   np.testing.assert_array_equal(got[2]['inputs'], loader.windows(ids, 4, 16, seed=3)[2]['inputs'])
+
+
+class CountedSource(list):
+  """Records that count how often each is read."""
+
+  def __init__(self, records):
+    super().__init__(records)
+    self.reads = [0] * len(records)
+
+  def __getitem__(self, i):
+    self.reads[i] += 1
+    return super().__getitem__(i)
+
+
+def test_documents_are_framed_once_and_packed_as_streamed_ones(word_tok, monkeypatch):
+  """A small split is read and framed once, not at every epoch; its batches (three epochs of
+  them) are those of the split streamed from its records, and no read-ahead thread starts."""
+  def frame(record):
+    return causal_lm.frame(word_tok.encode(record['text']), word_tok.special['eos'])
+
+  def batches(records):
+    before = threading.active_count()
+    dataset = loader.packed(loader.documents(records, frame), {'inputs': 8, 'targets': 8},
+                            functools.partial(causal_lm.packed_batch, cross_document=False),
+                            2, 3)
+    got = take(dataset, 18)  # 8 documents make 5 or 6 batches an epoch
+    assert threading.active_count() == before
+    return got
+
+  held = CountedSource(source())
+  from_memory = batches(held)
+  assert held.reads == [1] * len(DOCS)
+  monkeypatch.setattr(loader, 'IN_MEMORY_DOCUMENTS', 0)
+  streamed = CountedSource(source())
+  from_records = batches(streamed)
+  assert min(streamed.reads) >= 3
+  for a, b in zip(from_memory, from_records, strict=True):
+    for key in a:
+      np.testing.assert_array_equal(a[key], b[key])
 
 
 def test_epochs_are_reshuffled_by_seed(word_tok):

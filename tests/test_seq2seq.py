@@ -47,13 +47,14 @@ def rows(examples, packed: bool):
   config = config_lib.base()
   config.train.seq_len, config.seq2seq.target_len = 14, 10
   packing = tasks.get('seq2seq').packing({'eos': EOS, 'pad': PAD}, config)
-  batches = loader.packed(examples, packing.frame, packing.lengths, packing.finish,
-                          1 if packed else len(examples), 0, train=False, whole=True)
+  batches = loader.packed(loader.documents(examples, packing.frame), packing.lengths,
+                          packing.finish, 1 if packed else len(examples), 0, train=False,
+                          whole=True)
   batch = next(iter(batches))
   if not packed:  # one example per row: the loader fills rows first-fit, so pack them apart
-    batch = {k: np.concatenate([next(iter(loader.packed([e], packing.frame, packing.lengths,
-                                                        packing.finish, 1, 0, train=False,
-                                                        whole=True)))[k] for e in examples])
+    batch = {k: np.concatenate([next(iter(loader.packed(
+        loader.documents([e], packing.frame), packing.lengths, packing.finish, 1, 0,
+        train=False, whole=True)))[k] for e in examples])
              for k in batch}
   return batch
 

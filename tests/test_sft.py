@@ -59,7 +59,8 @@ def packed_batch():
   config.train.seq_len = 16
   packing = task.packing(WORDS.special, config)
   encode = sft.encoder(sft_section(), WORDS, '', ())
-  rows = loader.packed(conversation_records(), lambda r: packing.frame(encode(r)),
+  rows = loader.packed(loader.documents(conversation_records(),
+                                        lambda r: packing.frame(encode(r))),
                        packing.lengths, packing.finish, 1, 0, train=False, whole=packing.whole)
   return next(iter(rows))
 

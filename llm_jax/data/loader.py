@@ -9,9 +9,10 @@ checkpoint, so a resumed run sees exactly the batches the uninterrupted run woul
   of processes trains on the very batches of a one-process run.
 * ``streams``: truncated BPTT's parallel streams over one token stream (``lm.Streams``);
   batch ``i`` is a pure function of ``i``, each process takes its rows.
-* ``packed``: documents shuffled per epoch, framed for the objective, packed into rows by
-  grain's concat-then-split with segment ids and per-document positions. Each process
-  reads only its own documents.
+* ``packed``: documents framed for the objective (``documents``: once, in memory, for a
+  split of up to ``IN_MEMORY_DOCUMENTS``), shuffled per epoch, packed into rows by grain's
+  concat-then-split with segment ids and per-document positions. Each process reads only
+  its own documents.
 * ``classification``: labelled texts, shuffled per epoch and bucketed by length, padded and
   truncated with attention masks; each process builds its rows of every global batch.
 """
@@ -26,7 +27,7 @@ import grain
 import numpy as np
 
 from llm_jax.data import batching, lm
-from llm_jax.data.sources import text_of
+from llm_jax.data.sources import read_all, text_of
 from llm_jax.data.tokenizers import Tokenizer
 
 
@@ -49,30 +50,52 @@ def streams(ids: np.ndarray, batch_size: int, seq_len: int, process_index: int =
       lambda step: _process_rows(grid.batch(step), process_index, process_count))
 
 
-def packed(source, frame: Callable[[dict], dict[str, np.ndarray]], lengths: dict[str, int],
+# A random-access dataset here is an in-memory array cut into batches (windows, streams,
+# padded classification batches: 0.2 ms for a Shakespeare batch) or a split's documents
+# (``documents``), read where it is asked for.
+# grain's default read-ahead (16 threads, 500 elements) cost the training loop 1.2-2.1 ms of
+# Python a batch on a 2-core machine, where the prefetching threads take cores from the step.
+IN_THE_CALLING_THREAD = grain.ReadOptions(num_threads=0, prefetch_buffer_size=0)
+
+
+# A split of up to this many documents is framed once and held in memory: read back from
+# ArrayRecord one record at a time, parsed and tokenized again at every epoch, a PTB line cost
+# 0.4-0.5 ms (BERT-tiny's batch of 135 lines: 70 ms of Python against 18 ms held). Held, the
+# 42k framed lines of PTB's train take 17 MiB, framed in 4 s; a larger split streams.
+IN_MEMORY_DOCUMENTS = 250_000
+
+
+def documents(source, frame: Callable[[dict], dict[str, np.ndarray]]) -> grain.MapDataset:
+  """A split's documents framed by ``frame`` (record -> token features), by index."""
+  if len(source) <= IN_MEMORY_DOCUMENTS:
+    return grain.MapDataset.source([frame(record) for record in read_all(source)])
+  return grain.MapDataset.source(source).map(frame)
+
+
+def packed(documents: grain.MapDataset, lengths: dict[str, int],
            finish: Callable[[dict], dict], batch_size: int, seed: int, *, train: bool = True,
            process_index: int = 0, process_count: int = 1, workers: int = 0,
            whole: bool = False) -> grain.IterDataset:
-  """Documents framed by ``frame`` (record -> token features), packed into rows of
-  ``lengths`` by grain's concat-then-split (which adds ``<feature>_segment_ids`` and
-  ``_positions``), batched and named by ``finish``. ``whole`` packs first-fit instead: no
-  example is cut across rows, which are padded where the next one does not fit.
+  """Framed documents (``documents``) packed into rows of ``lengths`` by grain's
+  concat-then-split (which adds ``<feature>_segment_ids`` and ``_positions``), batched and
+  named by ``finish``. ``whole`` packs first-fit instead: no example is cut across rows,
+  which are padded where the next one does not fit.
 
   ``train`` shuffles per epoch and repeats; otherwise one ordered pass whose last batch is
-  padded (segment id 0) so that the whole split is evaluated.
+  padded (segment id 0) so that the whole split is evaluated. Documents are read in the
+  calling thread (or by ``workers`` processes), not by grain's read-ahead threads: on two
+  cores those made a BERT-tiny batch cost 190-230 ms of Python instead of 70 (pitfall 24).
   """
   local_batch = batch_size // process_count
-  ds = grain.MapDataset.source(source)
+  ds = documents
   if train:
     ds = ds.shuffle(seed=seed).repeat(None)  # shuffle, then repeat: a new order each epoch
-  ds = ds[process_index::process_count].map(frame)
+  ds = ds[process_index::process_count].to_iter_dataset(IN_THE_CALLING_THREAD)
   if whole:
     rows = grain.experimental.FirstFitPackIterDataset(
-        ds.to_iter_dataset(), length_struct=lengths, num_packing_bins=local_batch,
-        shuffle_bins=False)
+        ds, length_struct=lengths, num_packing_bins=local_batch, shuffle_bins=False)
   else:
-    rows = grain.experimental.ConcatThenSplitIterDataset(ds.to_iter_dataset(),
-                                                         length_struct=lengths)
+    rows = grain.experimental.ConcatThenSplitIterDataset(ds, length_struct=lengths)
   pad = functools.partial(grain.experimental.batch_and_pad, batch_size=local_batch)
   rows = rows.batch(local_batch, batch_fn=None if train else pad).map(finish)
   if workers:
@@ -94,12 +117,6 @@ def token_stream(source, tokenizer: Tokenizer, text_field: str = '') -> np.ndarr
       pieces.append(np.array([eos], np.int32))
   return np.concatenate(pieces).astype(np.int32)
 
-
-# A random-access dataset here is an in-memory array cut into batches (windows, streams,
-# padded classification batches: 0.2 ms for a Shakespeare batch), read where it is asked for.
-# grain's default read-ahead (16 threads, 500 elements) cost the training loop 1.2-2.1 ms of
-# Python a batch on a 2-core machine, where the prefetching threads take cores from the step.
-IN_THE_CALLING_THREAD = grain.ReadOptions(num_threads=0, prefetch_buffer_size=0)
 
 
 class Resumable:

@@ -7,6 +7,7 @@ knows no model.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import os
 from collections.abc import Callable, Iterable
@@ -124,10 +125,14 @@ def lm_data(config: ml_collections.ConfigDict, tokenizer: tokenizers.Tokenizer |
       def encode(record):
         return tokenizer.encode(sources.text_of(record, data.text_field))
 
+    @functools.cache
+    def documents(split):  # framed once per split and command (in memory when small)
+      return loader.documents(prepared.splits[split], lambda r: packing.frame(encode(r)))
+
     def packed(split, batch_size, train):
-      return loader.packed(prepared.splits[split], lambda r: packing.frame(encode(r)),
-                           packing.lengths, packing.finish, batch_size, seed, train=train,
-                           workers=data.workers, process_index=process_index if train else 0,
+      return loader.packed(documents(split), packing.lengths, packing.finish, batch_size, seed,
+                           train=train, workers=data.workers,
+                           process_index=process_index if train else 0,
                            process_count=process_count if train else 1, whole=packing.whole)
 
     def train(state):
@@ -139,9 +144,9 @@ def lm_data(config: ml_collections.ConfigDict, tokenizer: tokenizers.Tokenizer |
     full = {split: (lambda s=split: iter(packed(s, full_batch, False))) for split in eval_splits}
 
     def epoch_steps():  # the framed tokens of train over a batch's, as packing fills rows
-      source = prepared.splits['train']
-      tokens = sum(len(next(iter(packing.frame(encode(source[i])).values())))
-                   for i in range(len(source)))
+      train_documents = documents('train')
+      tokens = sum(len(next(iter(train_documents[i].values())))
+                   for i in range(len(train_documents)))
       return tokens // (t.batch_size * t.seq_len)
   return LMData(tokenizer, train, estimate, full, prepared.report, epoch_steps)
 
