@@ -28,7 +28,7 @@ TOKENIZERS = ('char', 'word', 'sentencepiece', 'wordpiece', 'hf')
 
 
 def _texts(source, text_field: str) -> Iterable[str]:
-  return (sources.text_of(source[i], text_field) for i in range(len(source)))
+  return (sources.text_of(record, text_field) for record in sources.records(source))
 
 
 def build_tokenizer(data: ml_collections.ConfigDict,

@@ -20,7 +20,7 @@ import io
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import ml_collections
@@ -501,14 +501,20 @@ def prepare(data: ml_collections.ConfigDict) -> Prepared:
   return prepare_local(resolve(data), cache_dir(data))
 
 
-def read_all(source) -> list[dict]:
-  """Every record of a split, in order. An ArrayRecord source reads in batches on parallel
-  threads (``__getitems__``): record by record, SST-2's 67k sentences took 25 s, 6 s so."""
+def records(source, chunk: int = 8192) -> Iterator[dict]:
+  """Every record of a split, in order. An ArrayRecord source reads in batches of ``chunk`` on
+  parallel threads (``__getitems__``): record by record, SST-2's 67k sentences took 25 s, 6 s
+  so."""
   if not hasattr(source, '__getitems__'):
-    return [source[i] for i in range(len(source))]
-  chunk = 8192
-  return [record for start in range(0, len(source), chunk)
-          for record in source.__getitems__(list(range(start, min(start + chunk, len(source)))))]
+    yield from (source[i] for i in range(len(source)))
+    return
+  for start in range(0, len(source), chunk):
+    yield from source.__getitems__(list(range(start, min(start + chunk, len(source)))))
+
+
+def read_all(source) -> list[dict]:
+  """Every record of a split, in order, in a list (``records``)."""
+  return list(records(source))
 
 
 def in_memory(prepared: Prepared) -> Prepared:
