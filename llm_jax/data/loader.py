@@ -11,7 +11,7 @@ checkpoint, so a resumed run sees exactly the batches the uninterrupted run woul
   batch ``i`` is a pure function of ``i``, each process takes its rows.
 * ``packed``: documents framed for the objective (``documents``: once, in memory, for a
   split of up to ``IN_MEMORY_DOCUMENTS``), shuffled per epoch, packed into rows by grain's
-  concat-then-split with segment ids and per-document positions. Each process reads only
+  concat-then-split with segment ids and per-document positions. Each process packs only
   its own documents.
 * ``classification``: labelled texts, shuffled per epoch and bucketed by length, padded and
   truncated with attention masks; each process builds its rows of every global batch.
@@ -27,7 +27,7 @@ import grain
 import numpy as np
 
 from llm_jax.data import batching, lm
-from llm_jax.data.sources import read_all, text_of
+from llm_jax.data.sources import records, text_of
 from llm_jax.data.tokenizers import Tokenizer
 
 
@@ -68,7 +68,7 @@ IN_MEMORY_DOCUMENTS = 250_000
 def documents(source, frame: Callable[[dict], dict[str, np.ndarray]]) -> grain.MapDataset:
   """A split's documents framed by ``frame`` (record -> token features), by index."""
   if len(source) <= IN_MEMORY_DOCUMENTS:
-    return grain.MapDataset.source([frame(record) for record in read_all(source)])
+    return grain.MapDataset.source([frame(record) for record in records(source)])
   return grain.MapDataset.source(source).map(frame)
 
 
@@ -84,7 +84,7 @@ def packed(documents: grain.MapDataset, lengths: dict[str, int],
   ``train`` shuffles per epoch and repeats; otherwise one ordered pass whose last batch is
   padded (segment id 0) so that the whole split is evaluated. Documents are read in the
   calling thread (or by ``workers`` processes), not by grain's read-ahead threads: on two
-  cores those made a BERT-tiny batch cost 190-230 ms of Python instead of 70 (pitfall 24).
+  cores those made a BERT-tiny batch cost 190-230 ms of Python instead of 70 (pitfall 25).
   """
   local_batch = batch_size // process_count
   ds = documents
@@ -116,7 +116,6 @@ def token_stream(source, tokenizer: Tokenizer, text_field: str = '') -> np.ndarr
     if eos is not None:
       pieces.append(np.array([eos], np.int32))
   return np.concatenate(pieces).astype(np.int32)
-
 
 
 class Resumable:
