@@ -39,6 +39,7 @@ def test_overrides_are_typed():
     ('optim.schedule=exp', "optim.schedule='exp' is not one of"),
     ('model.dropout=1.5', 'model.dropout must be in [0, 1)'),
     ('optim.warmup_steps=5000', 'optim.warmup_steps=5000'),
+    ('optim.warmup_steps=2000', 'leaves no steps for the cosine decay (decay steps=2000)'),
     ('train.full_eval_stride=65', 'must be in [1, train.seq_len=64]'),
 ])
 def test_bad_fields_fail_with_one_clear_line(override, message):

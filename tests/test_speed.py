@@ -1,6 +1,7 @@
 """What the speed work must not break or silently lose: attention implementations agree,
 bf16 training tracks float32, the decode benchmark runs beside Hugging Face, the malloc
-setting removes the per-step page faults, a profile is written, and the GPU script runs."""
+setting removes the per-step page faults, a command loads what an earlier one compiled, a
+profile is written, and the GPU script runs."""
 
 import json
 import math
@@ -164,6 +165,55 @@ def test_a_freed_heap_top_over_a_gigabyte_is_kept_for_the_next_step():
                          env=dict(os.environ, LLM_JAX_MALLOC=setting))
     faults[setting] = int(out.stdout.split()[-1])
   assert faults['default'] > 250_000 and faults['keep'] < 10_000, faults
+
+
+COUNTING_CACHE_HITS = textwrap.dedent('''
+    import sys, jax.monitoring
+    hits = []
+    jax.monitoring.register_event_listener(
+        lambda event, **_: hits.append(event) if event.endswith('/cache_hits') else None)
+    from llm_jax import cli
+    cli.main(sys.argv[1:])
+    print('cache hits', len(hits))
+''')
+
+
+def test_a_command_loads_the_programs_an_earlier_one_compiled(tmp_path):
+  """The CLI keeps compiled programs in $LLM_JAX_CACHE_DIR/jax: a rerun of the same config
+  loads its programs from there (BERT-tiny's one-step run: 40 s, then 18 s) and computes
+  what the compiled ones did."""
+  env = {k: v for k, v in os.environ.items() if k != 'JAX_COMPILATION_CACHE_DIR'}
+  env.update(LLM_JAX_CACHE_DIR=str(tmp_path / 'cache'),
+             JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS='0')  # tiny programs compile fast
+  short = ['train.steps=3', 'optim.decay_steps=3', 'train.eval_every=0', 'train.full_eval=False']
+
+  def train(name):
+    out = subprocess.run(
+        [sys.executable, '-c', COUNTING_CACHE_HITS, 'train', f'--config={SHAKESPEARE}',
+         f'--workdir={tmp_path / name}', *[f'--config.{o}' for o in TINY + short]],
+        env=env, cwd=REPO, capture_output=True, text=True, check=True).stdout
+    return json.loads(out[:out.rindex('cache hits')])['train_loss'], int(out.split()[-1])
+
+  first_loss, first_hits = train('first')
+  compiled = os.listdir(tmp_path / 'cache' / 'jax')
+  assert first_hits == 0 and any(name.startswith('jit_train_step-') for name in compiled)
+  loss, hits = train('again')
+  assert hits == len(compiled) and loss == first_loss
+
+
+WHERE_COMPILED_PROGRAMS_GO = 'from llm_jax import host; print(host.keep_compiled_programs())'
+
+
+def test_jax_own_settings_move_or_turn_off_the_compiled_program_cache(tmp_path):
+  env = {k: v for k, v in os.environ.items() if k != 'JAX_COMPILATION_CACHE_DIR'}
+  env['LLM_JAX_CACHE_DIR'] = str(tmp_path)
+  where = {}
+  for case, more in (('default', {}), ('moved', {'JAX_COMPILATION_CACHE_DIR': 'elsewhere'}),
+                     ('off', {'JAX_ENABLE_COMPILATION_CACHE': 'false'})):
+    where[case] = subprocess.run([sys.executable, '-c', WHERE_COMPILED_PROGRAMS_GO],
+                                 env=dict(env, **more), cwd=REPO, capture_output=True,
+                                 text=True, check=True).stdout.strip()
+  assert where == {'default': str(tmp_path / 'jax'), 'moved': 'elsewhere', 'off': 'None'}
 
 
 @pytest.mark.slow

@@ -45,6 +45,7 @@ def main(argv: list[str] | None = None) -> None:
   rest, overrides = args_lib.split_overrides(argv)
   args = parser().parse_args(rest)
   host.keep_freed_memory()  # before jax allocates anything (host.py says why)
+  host.keep_compiled_programs()
   quiet.silence_background_noise()
   try:
     args.fn(args, overrides)

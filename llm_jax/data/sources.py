@@ -26,7 +26,7 @@ from typing import Any
 import ml_collections
 import numpy as np
 
-from llm_jax import fileio, quiet
+from llm_jax import fileio, host, quiet
 from llm_jax.data import chat, clean
 from llm_jax.errors import UsageError
 
@@ -85,8 +85,7 @@ def data_dir(data: ml_collections.ConfigDict) -> str:
 
 
 def cache_dir(data: ml_collections.ConfigDict) -> str:
-  return os.path.expanduser(data.cache_dir or os.environ.get('LLM_JAX_CACHE_DIR',
-                                                             '~/.cache/llm_jax'))
+  return os.path.expanduser(data.cache_dir) if data.cache_dir else host.cache_root()
 
 
 def _embedded_path(name: str) -> str:

@@ -65,6 +65,9 @@ def errors(optim: ml_collections.ConfigDict, total_steps: int | None) -> list[st
   if decay is not None and not 0 <= o.warmup_steps <= decay:
     problems.append(f'optim.warmup_steps={o.warmup_steps} must be within [0, decay steps='
                     f'{decay}]')
+  elif decay is not None and o.schedule == 'cosine' and o.warmup_steps == decay:
+    problems.append(f'optim.warmup_steps={o.warmup_steps} leaves no steps for the cosine decay '
+                    f'(decay steps={decay}): lower it or raise optim.decay_steps')
   return problems
 
 
