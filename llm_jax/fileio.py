@@ -6,13 +6,13 @@ import os
 import tempfile
 
 
-def write_atomic(path: str, text: str) -> None:
-  """Writes ``text`` to a temporary file beside ``path`` and renames it into place."""
+def write_atomic(path: str, text: str | bytes) -> None:
+  """Writes ``text`` (or bytes) to a temporary file beside ``path`` and renames it into place."""
   directory = os.path.dirname(os.path.abspath(path))
   os.makedirs(directory, exist_ok=True)
   fd, tmp = tempfile.mkstemp(dir=directory, prefix='.' + os.path.basename(path) + '.')
   try:
-    with os.fdopen(fd, 'w') as f:
+    with os.fdopen(fd, 'wb' if isinstance(text, bytes) else 'w') as f:
       f.write(text)
       f.flush()
       os.fsync(f.fileno())

@@ -4,7 +4,8 @@ import os
 import numpy as np
 import pytest
 
-from llm_jax.data import sources, tokenizers
+from llm_jax import config as config_lib
+from llm_jax.data import pipeline, sources, tokenizers
 from llm_jax.errors import UsageError
 
 DATA = os.environ.get('LLM_JAX_DATA_DIR', os.path.join(os.path.dirname(__file__), '..', '..',
@@ -21,6 +22,27 @@ def corpora():
     texts['imdb'] = sources.read_text(os.path.join(DATA, 'sentiment_labelled_sentences',
                                                    'imdb_labelled.txt'))
   return texts
+
+
+def test_a_corpus_tokenizer_is_trained_once_and_again_when_its_size_changes(tmp_path,
+                                                                           monkeypatch):
+  corpus = tmp_path / 'c.txt'
+  corpus.write_text(sources.read_text(sources._embedded_path('tinyshakespeare'))[:40_000])
+  data = config_lib.base().data
+  data.cache_dir, data.corpus, data.files.train = str(tmp_path / 'cache'), 'files', str(corpus)
+  data.tokenizer, data.vocab_size = 'sentencepiece', 400
+  prepared = sources.prepare(data)
+  trained = []
+  train = tokenizers.SentencePieceTokenizer.train
+  monkeypatch.setattr(tokenizers.SentencePieceTokenizer, 'train', classmethod(
+      lambda cls, texts, size: trained.append(size) or train(texts, size)))
+  first = pipeline.build_tokenizer(data, prepared)
+  again = pipeline.build_tokenizer(data, sources.prepare(data))
+  data.vocab_size = 420
+  larger = pipeline.build_tokenizer(data, prepared)
+  assert trained == [400, 420] and again.proto == first.proto
+  assert (first.vocab_size, larger.vocab_size) == (400, 420)
+  assert len([f for f in os.listdir(prepared.path) if f.startswith('sentencepiece-')]) == 2
 
 
 @pytest.mark.parametrize('model_type', ['bpe', 'unigram'])

@@ -160,6 +160,16 @@ class WordTokenizer(_Base):
     self._write_spec(directory, words=self.words)
 
 
+# What sentencepiece's trainer is told besides the size and the model type: lossless, with
+# the special pieces the tasks read. A model trained for a corpus is kept under a hash of
+# these (data.pipeline), so changing one trains it again.
+SENTENCEPIECE_TRAINING = dict(
+    byte_fallback=True, normalization_rule_name='identity', remove_extra_whitespaces=False,
+    add_dummy_prefix=False, split_digits=True, allow_whitespace_only_pieces=True,
+    character_coverage=1.0, max_sentence_length=1 << 20, pad_id=0, unk_id=1, bos_id=2, eos_id=3,
+    user_defined_symbols=['[CLS]', '[SEP]', '[MASK]'])
+
+
 class SentencePieceTokenizer(_Base):
   """A sentencepiece BPE or unigram model, trained lossless (identity normalization, byte
   fallback, whitespace kept) so that ``decode(encode(x)) == x`` for any text."""
@@ -178,9 +188,8 @@ class SentencePieceTokenizer(_Base):
         self.special[name] = self.sp.piece_to_id(piece)
 
   @classmethod
-  def train(cls, texts: Iterable[str], vocab_size: int, model_type: str = 'bpe',
-            user_symbols: Sequence[str] = ('[CLS]', '[SEP]', '[MASK]'),
-            max_sentence_length: int = 1 << 20) -> SentencePieceTokenizer:
+  def train(cls, texts: Iterable[str], vocab_size: int,
+            model_type: str = 'bpe') -> SentencePieceTokenizer:
     import sentencepiece as spm
     if model_type not in ('bpe', 'unigram'):
       raise UsageError(f'--model-type must be bpe or unigram, got {model_type!r}')
@@ -188,11 +197,8 @@ class SentencePieceTokenizer(_Base):
     try:
       spm.SentencePieceTrainer.train(
           sentence_iterator=iter(texts), model_writer=model, vocab_size=vocab_size,
-          model_type=model_type, byte_fallback=True, normalization_rule_name='identity',
-          remove_extra_whitespaces=False, add_dummy_prefix=False, split_digits=True,
-          allow_whitespace_only_pieces=True, character_coverage=1.0,
-          max_sentence_length=max_sentence_length, pad_id=0, unk_id=1, bos_id=2, eos_id=3,
-          user_defined_symbols=list(user_symbols), minloglevel=2, num_threads=os.cpu_count())
+          model_type=model_type, minloglevel=2, num_threads=os.cpu_count(),
+          **SENTENCEPIECE_TRAINING)
     except RuntimeError as e:  # e.g. a vocabulary larger than the corpus can fill
       raise UsageError(f'sentencepiece: {str(e).split("] ")[-1]}') from None
     return cls(model.getvalue())
