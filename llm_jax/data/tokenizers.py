@@ -220,11 +220,7 @@ class SentencePieceTokenizer(_Base):
     return {self.sp.id_to_piece(i): i for i in self.special.values()}
 
   def save(self, directory: str) -> None:
-    os.makedirs(directory, exist_ok=True)
-    with open(os.path.join(directory, 'tokenizer.model.tmp'), 'wb') as f:
-      f.write(self.proto)
-    os.replace(os.path.join(directory, 'tokenizer.model.tmp'),
-               os.path.join(directory, 'tokenizer.model'))
+    fileio.write_atomic(os.path.join(directory, 'tokenizer.model'), self.proto)
     self._write_spec(directory)
 
 
