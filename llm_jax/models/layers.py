@@ -17,7 +17,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from llm_jax.models import lora
+from llm_jax.models import lora, matmul
+from llm_jax.models.matmul import project
 
 Initializer = Callable[..., jax.Array]
 
@@ -93,10 +94,7 @@ class Dense(nn.Module):
         'kernel',
         nn.with_logical_partitioning(init, self.in_axes + self.out_axes),
         x.shape[-n_in:] + tuple(self.features), jnp.float32)
-    contract = (tuple(range(x.ndim - n_in, x.ndim)), tuple(range(n_in)))
-    y = jax.lax.dot_general(
-        x.astype(self.dtype), kernel.astype(self.dtype), (contract, ((), ())),
-        preferred_element_type=jnp.float32)
+    y = project(x, kernel, n_in, self.dtype)
     if self.use_bias:
       bias = self.param(
           'bias', nn.with_logical_partitioning(self.bias_init, self.out_axes),
@@ -131,8 +129,10 @@ class Embed(nn.Module):
     return jnp.take(table, ids, axis=0).astype(self.dtype)
 
   def attend(self, x: jax.Array) -> jax.Array:
-    return jnp.einsum('...d,vd->...v', x.astype(self.dtype), self.embedding.astype(self.dtype),
-                      preferred_element_type=jnp.float32)
+    if jnp.dtype(self.dtype) == jnp.float32:
+      return jnp.einsum('...d,vd->...v', x.astype(self.dtype), self.embedding,
+                        preferred_element_type=jnp.float32)
+    return project(x, self.embedding.T, 1, self.dtype)
 
 
 def make_norm(kind: str, eps: float, use_bias: bool, dtype: Any, name: str | None) -> nn.Module:
@@ -350,15 +350,18 @@ def attend(q: jax.Array, k: jax.Array, v: jax.Array, bias: jax.Array | None,
 
   ``softcap`` (Gemma 2) bounds the scaled scores to ``(-softcap, softcap)`` with a tanh before
   the mask, which ``jax.nn.dot_product_attention`` cannot express: that case is written out.
+  So is XLA attention below float32, whose gradients ``jax.nn.dot_product_attention`` computes
+  with float32 cotangents that XLA:CPU multiplies in float32 (``matmul.einsum``).
   """
-  if not softcap:
+  low_precision_xla = implementation == 'xla' and jnp.dtype(q.dtype) != jnp.float32
+  if not softcap and not low_precision_xla:
     return jax.nn.dot_product_attention(q, k, v, bias=bias, mask=mask, scale=scale,
                                         implementation=implementation)
   b, t, heads, d = q.shape
   groups = heads // k.shape[2]
   grouped = q.reshape(b, t, k.shape[2], groups, d)
-  scores = jnp.einsum('btkgd,bskd->bkgts', grouped, k, preferred_element_type=jnp.float32)
-  scores = softcap * jnp.tanh(scores * scale / softcap)
+  scores = matmul.einsum('btkgd,bskd->bkgts', grouped, k, q.dtype)
+  scores = softcap * jnp.tanh(scores * scale / softcap) if softcap else scores * scale
   scores = scores.reshape(b, heads, t, k.shape[1])
   if bias is not None:
     scores = scores + bias.astype(jnp.float32)
@@ -366,7 +369,7 @@ def attend(q: jax.Array, k: jax.Array, v: jax.Array, bias: jax.Array | None,
     scores = jnp.where(mask, scores, jnp.finfo(jnp.float32).min)
   weights = jax.nn.softmax(scores, axis=-1).astype(v.dtype)
   weights = weights.reshape(b, k.shape[2], groups, t, k.shape[1])
-  out = jnp.einsum('bkgts,bskd->btkgd', weights, v, preferred_element_type=jnp.float32)
+  out = matmul.einsum('bkgts,bskd->btkgd', weights, v, v.dtype)
   return out.reshape(b, t, heads, d).astype(q.dtype)
 
 

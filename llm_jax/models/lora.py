@@ -25,6 +25,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from llm_jax.models.matmul import project
+
 ADAPTER = 'lora'  # the adapter's name beside a Dense's kernel: '.../query/lora/{a,b}'
 
 
@@ -116,13 +118,8 @@ class Adapter(nn.Module):
                                                      (None,) + self.out_axes),
                    (rank,) + tuple(self.features), jnp.float32)
     x = nn.Dropout(self.config.dropout)(x, deterministic=self.deterministic)
-    contract = (tuple(range(x.ndim - n_in, x.ndim)), tuple(range(n_in)))
-    h = jax.lax.dot_general(x.astype(self.dtype), a.astype(self.dtype), (contract, ((), ())),
-                            preferred_element_type=jnp.float32)
-    y = jax.lax.dot_general(h.astype(self.dtype), b.astype(self.dtype),
-                            (((h.ndim - 1,), (0,)), ((), ())),
-                            preferred_element_type=jnp.float32)
-    return y * self.config.scale
+    h = project(x, a, n_in, self.dtype)
+    return project(h, b, 1, self.dtype) * self.config.scale
 
 
 def merge(params: dict, config: LoraConfig) -> dict:
