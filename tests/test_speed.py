@@ -95,6 +95,18 @@ def test_bench_generate_reports_decode_beside_hf_and_the_memory_bound(capsys):
   assert 'llm_jax / HF decode tokens/s:' in out and 'bounds batch 1 at' in out
 
 
+@pytest.mark.slow
+def test_bench_generate_with_bf16_weights_halves_the_bound(capsys):
+  config = checks.load(os.path.join(REPO, 'configs', 'gpt.py:tiny'), ['model.vocab_size=256'])
+  results = bench.run_generate(config, batches=(1,), prompt_len=4, new_tokens=6,
+                               compare_hf=False, weights_dtype='bfloat16')
+  n_params = results['bound_s_per_token'] * results['read_bandwidth_bytes_per_s'] / 2
+  assert results['weights_dtype'] == 'bfloat16' and abs(n_params - round(n_params)) < 1e-3
+  assert n_params > 1000
+  assert results['batches'][1]['llm_jax'] > 0
+  assert 'bfloat16 params, bfloat16 compute' in capsys.readouterr().out
+
+
 PAGE_FAULTS = textwrap.dedent('''
     import resource, jax, jax.numpy as jnp
     from llm_jax import host

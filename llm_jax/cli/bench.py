@@ -15,6 +15,9 @@ def add(sub) -> None:
                  help='time cached greedy decoding at batch 1 and 8 instead of training')
   b.add_argument('--prompt-len', type=int, default=128)
   b.add_argument('--new-tokens', type=int, default=128)
+  b.add_argument('--weights-dtype', choices=('float32', 'bfloat16'), default='float32',
+                 help='with --generate: the dtype our weights are stored and computed in '
+                      '(HF stays float32)')
   b.add_argument('--steps', type=int, default=20, help='timed steps (median reported)')
   b.add_argument('--no-hf', action='store_true', help='skip the PyTorch comparison')
   b.add_argument('--json', action='store_true', help='also print the results as JSON')
@@ -26,7 +29,8 @@ def run(args, overrides) -> None:
   config = args_lib.config(args, overrides)
   if args.generate:
     results = bench.run_generate(config, compare_hf=not args.no_hf,
-                                 new_tokens=args.new_tokens, prompt_len=args.prompt_len)
+                                 new_tokens=args.new_tokens, prompt_len=args.prompt_len,
+                                 weights_dtype=args.weights_dtype)
   else:
     results = bench.run(config, steps=args.steps, compare_hf=not args.no_hf)
   if args.json:

@@ -193,14 +193,16 @@ def run(config: ml_collections.ConfigDict, steps: int = 20, compare_hf: bool = T
 
 
 def llm_jax_decoder(model_cfg: TransformerConfig, batch: int, prompt_len: int,
-                    new_tokens: int) -> Callable[[int], None]:
-  """Greedy cached generation of ``n`` tokens after a random prompt, random weights."""
+                    new_tokens: int, weights_dtype: str = 'float32') -> Callable[[int], None]:
+  """Greedy cached generation of ``n`` tokens after a random prompt, random weights, stored
+  in ``weights_dtype``."""
   from llm_jax import models
   from llm_jax.inference import generate
 
   model = models.build(model_cfg)
-  params = jax.jit(lambda key: model.init(key, jnp.zeros((1, 8), jnp.int32))['params'])(
-      jax.random.key(0))
+  params = jax.jit(lambda key: jax.tree_util.tree_map(
+      lambda x: x.astype(weights_dtype),
+      model.init(key, jnp.zeros((1, 8), jnp.int32))['params']))(jax.random.key(0))
   prompt = np.random.RandomState(0).randint(0, model_cfg.vocab_size, (batch, prompt_len))
 
   def run_n(n: int) -> None:
@@ -234,18 +236,24 @@ def hf_gpt2_decoder(model_cfg: TransformerConfig, batch: int, prompt_len: int,
 
 def run_generate(config: ml_collections.ConfigDict, batches: tuple[int, ...] = (1, 8),
                  prompt_len: int = 128, new_tokens: int = 128, compare_hf: bool = True,
-                 repeats: int = 3) -> dict:
+                 repeats: int = 3, weights_dtype: str = 'float32') -> dict:
   """ms/token of cached greedy decoding at each batch size, beside HF ``generate``.
 
   A token's cost is ``(time(prompt + new_tokens) - time(prompt + 1)) / (new_tokens - 1)``,
   which leaves the prefill out. The bound is the parameters' bytes over the measured read
-  bandwidth: at batch 1 every weight is streamed from memory once per token.
+  bandwidth: at batch 1 every weight is streamed from memory once per token. bfloat16
+  ``weights_dtype`` stores our weights (and computes) in bf16, half the bytes; HF stays
+  float32, the issue's reference.
   """
+  if weights_dtype != 'float32':
+    config = config.copy_and_resolve_references()
+    config.model.dtype = weights_dtype
   model_cfg = config_lib.model_config(config, config.model.vocab_size or 256)
   bandwidth = read_bandwidth()
   results = {'read_bandwidth_bytes_per_s': bandwidth, 'batches': {}}
   for batch in batches:
-    runners = {'llm_jax': llm_jax_decoder(model_cfg, batch, prompt_len, new_tokens)}
+    runners = {'llm_jax': llm_jax_decoder(model_cfg, batch, prompt_len, new_tokens,
+                                          weights_dtype)}
     if compare_hf:
       runners['hf_generate'] = hf_gpt2_decoder(model_cfg, batch, prompt_len, new_tokens)
     fns = {}
@@ -262,10 +270,12 @@ def run_generate(config: ml_collections.ConfigDict, batches: tuple[int, ...] = (
   shapes = jax.eval_shape(lambda: models.build(model_cfg).init(
       jax.random.key(0), jnp.zeros((1, 8), jnp.int32))['params'])
   n_params = sum(x.size for x in jax.tree_util.tree_leaves(shapes))
-  results['bound_s_per_token'] = n_params * 4 / bandwidth  # parameters are stored in float32
+  results['weights_dtype'] = weights_dtype
+  results['bound_s_per_token'] = n_params * jnp.dtype(weights_dtype).itemsize / bandwidth
   m = config.model
-  print(f'decode: {m.num_layers} layers, {m.d_model} wide, {n_params / 1e6:.1f}M float32 '
-        f'params, {m.dtype} compute; prompt {prompt_len} + {new_tokens} new, greedy, KV cache')
+  print(f'decode: {m.num_layers} layers, {m.d_model} wide, {n_params / 1e6:.1f}M '
+        f'{weights_dtype} params, {m.dtype} compute; prompt {prompt_len} + {new_tokens} new, '
+        f'greedy, KV cache (HF: float32)')
   print(f'read bandwidth: {bandwidth / 1e9:.1f} GB/s; streaming the weights once per token '
         f'bounds batch 1 at {results["bound_s_per_token"] * 1e3:.1f} ms/token')
   print(f'{"batch":>6s}{"llm_jax ms/token":>18s}{"HF ms/token":>14s}{"llm_jax tokens/s":>18s}')
