@@ -32,6 +32,13 @@ def test_generate_refuses_an_empty_workdir(tmp_path, capsys):
   assert 'config.json' in capsys.readouterr().err
 
 
+def test_bench_weights_dtype_without_generate_is_one_line(capsys):
+  with pytest.raises(SystemExit) as info:
+    cli.main(['bench', f'--config={SHAKESPEARE}', '--weights-dtype=bfloat16'])
+  assert info.value.code == 2
+  assert '--weights-dtype applies to decoding: add --generate' in capsys.readouterr().err
+
+
 def test_flops_per_token_is_nanogpts_formula():
   cfg = TransformerConfig(vocab_size=65, d_model=128, num_heads=4, num_layers=4)
   assert bench.flops_per_token(cfg, 64, 1000) == 6 * 1000 + 12 * 4 * 4 * 32 * 64

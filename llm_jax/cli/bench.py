@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from llm_jax.cli import args as args_lib
+from llm_jax.errors import UsageError
 
 
 def add(sub) -> None:
@@ -26,6 +27,9 @@ def add(sub) -> None:
 
 def run(args, overrides) -> None:
   from llm_jax.perf import bench
+  if args.weights_dtype != 'float32' and not args.generate:
+    raise UsageError('--weights-dtype applies to decoding: add --generate, or set '
+                     '--config.model.dtype for a training step')
   config = args_lib.config(args, overrides)
   if args.generate:
     results = bench.run_generate(config, compare_hf=not args.no_hf,

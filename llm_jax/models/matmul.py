@@ -24,22 +24,23 @@ def project(x: jax.Array, kernel: jax.Array, n_in: int, dtype: Any) -> jax.Array
   ``dtype`` with float32 accumulation; the float32 result. Below float32 the gradients are
   computed in ``dtype`` too, the kernel's returned as accumulated, in float32.
   """
+  x = x.astype(dtype)
   if jnp.dtype(dtype) == jnp.float32:
-    contract = (tuple(range(x.ndim - n_in, x.ndim)), tuple(range(n_in)))
-    return jax.lax.dot_general(x.astype(dtype), kernel, (contract, ((), ())),
-                               preferred_element_type=jnp.float32)
-  return _low_precision_dot(x.astype(dtype), kernel, n_in)
+    return _dot(x, kernel, n_in)
+  return _low_precision_dot(x, kernel, n_in)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
-def _low_precision_dot(x: jax.Array, kernel: jax.Array, n_in: int) -> jax.Array:
+def _dot(x: jax.Array, kernel: jax.Array, n_in: int) -> jax.Array:
   contract = (tuple(range(x.ndim - n_in, x.ndim)), tuple(range(n_in)))
   return jax.lax.dot_general(x, kernel.astype(x.dtype), (contract, ((), ())),
                              preferred_element_type=jnp.float32)
 
 
+_low_precision_dot = jax.custom_vjp(_dot, nondiff_argnums=(2,))
+
+
 def _low_precision_dot_forward(x, kernel, n_in):
-  return _low_precision_dot(x, kernel, n_in), (x, kernel.astype(x.dtype))
+  return _dot(x, kernel, n_in), (x, kernel.astype(x.dtype))
 
 
 def _low_precision_dot_backward(n_in, residuals, cotangent):
